@@ -1,0 +1,2 @@
+/* store.c -- object-store dispatch (being written). */
+#include "store.h"

@@ -1,0 +1,2 @@
+/* fs_names.c -- key <-> file name codec (being written). */
+#include "shardyfs.h"

@@ -1,0 +1,2 @@
+/* sfvfs.c -- range-read SQLite VFS (being written). */
+#include "sfvfs.h"
