@@ -481,7 +481,7 @@ struct sf_iter;
  * Empty shards yield nothing. */
 SF_EXPORT int sf_iter_open(struct sf_snapshot *s, uint32_t db_id,
 			   struct sf_iter **out, char *err, size_t errlen);
-/* Returns 0 with *key/*klen borrowed until the next call, SF_NOTFOUND at
+/* Returns 0 with *key and *klen borrowed until the next call, SF_NOTFOUND at
  * the end, or a negative code. *vlen gets the value length. */
 SF_EXPORT int sf_iter_next(struct sf_iter *it, const uint8_t **key,
 			   size_t *klen, uint64_t *vlen, char *err,
