@@ -26,9 +26,9 @@ char *sft_tmpdir(void)
 	if (!base || !*base)
 		base = "/tmp";
 	if (asprintf(&p, "%s/sft-XXXXXX", base) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	if (!mkdtemp(p))
-		cr_fatal("mkdtemp %s: %s", p, strerror(errno));
+		cr_assert_fail("mkdtemp %s: %s", p, strerror(errno));
 	return p;
 }
 
@@ -50,7 +50,7 @@ char *sft_data(const char *rel)
 {
 	char *p = NULL;
 	if (asprintf(&p, "%s/%s", SF_TEST_DATA_DIR, rel) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	return p;
 }
 
@@ -59,7 +59,7 @@ char *sft_fixture_url(const char *name)
 	char *p = NULL;
 	if (asprintf(&p, "file://%s/shardyfusion/%s/snapshot", SF_TEST_DATA_DIR,
 		     name) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	return p;
 }
 
@@ -76,7 +76,7 @@ void sft_s3_env(struct sft_s3 *out)
 	if (!f) {
 		if (getenv("SF_TEST_ALLOW_SKIP"))
 			cr_skip_test("moto server not running (%s)", path);
-		cr_fatal("moto server not running: %s missing (run via ctest, "
+		cr_assert_fail("moto server not running: %s missing (run via ctest, "
 			 "which starts the `moto` fixture)", path);
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -97,7 +97,7 @@ void sft_s3_env(struct sft_s3 *out)
 	}
 	fclose(f);
 	if (!out->endpoint[0] || !out->key[0])
-		cr_fatal("incomplete %s", path);
+		cr_assert_fail("incomplete %s", path);
 }
 
 void sft_s3_options(const struct sft_s3 *s3, struct sf_options *opt)
@@ -121,7 +121,7 @@ char *sft_unique_bucket(void)
 	if (f)
 		fclose(f);
 	if (asprintf(&p, "sft-%d-%u-%08x", (int)getpid(), counter++, r) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	return p;
 }
 
@@ -134,7 +134,7 @@ static struct store *open_s3_store(const struct sft_s3 *s3)
 	sf_options_init(&opt);
 	sft_s3_options(s3, &opt);
 	if (store_open(&st, "s3://x", &opt, err, sizeof(err)) != 0)
-		cr_fatal("store_open: %s", err);
+		cr_assert_fail("store_open: %s", err);
 	return st;
 }
 
@@ -146,7 +146,7 @@ void sft_s3_mkbucket(const struct sft_s3 *s3, const char *bucket)
 
 	store_close(st);
 	if (rc != 0)
-		cr_fatal("create bucket %s: %s", bucket, err);
+		cr_assert_fail("create bucket %s: %s", bucket, err);
 }
 
 static int upload_rec(struct store *st, const char *dir, const char *url)
@@ -196,7 +196,7 @@ char *sft_s3_cli_env(const struct sft_s3 *s3)
 		     "env -u AWS_PROFILE AWS_ENDPOINT_URL='%s' AWS_ACCESS_KEY_ID='%s' "
 		     "AWS_SECRET_ACCESS_KEY='%s' AWS_REGION='%s'",
 		     s3->endpoint, s3->key, s3->secret, s3->region) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	return p;
 }
 
@@ -331,11 +331,11 @@ struct sft_answer *sft_answers(const char *name, size_t *n)
 	struct sft_answer *a = calloc(cap, sizeof(*a));
 
 	if (asprintf(&rel, "shardyfusion/%s/answers.tsv", name) < 0)
-		cr_fatal("asprintf");
+		cr_assert_fail("asprintf");
 	path = sft_data(rel);
 	buf = sft_read_file(path, &len);
 	if (!buf)
-		cr_fatal("cannot read %s", path);
+		cr_assert_fail("cannot read %s", path);
 	free(rel);
 	free(path);
 
