@@ -136,4 +136,16 @@ char *store_url_join(const char *base, const char *rel);
  * slashes are removed. Returns malloc'd string or NULL. */
 char *store_url_normalize(const char *prefix);
 
+/* ---- additions (internal knobs, mainly for tests and benchmarks) ---- */
+
+/* Sets the S3 LIST page size (max-keys, 1..1000; 0 = server default).
+ * The environment variable SF_STORE_LIST_PAGE_SIZE sets it at open. */
+void store_set_list_page_size(struct store *st, int n);
+
+/* Sets the retry backoff: the first ceiling and the largest ceiling of the
+ * full-jitter exponential backoff, in ms (defaults 100 and 5000; also
+ * SF_STORE_BACKOFF_BASE_MS / SF_STORE_BACKOFF_CAP_MS at open). Not
+ * thread-safe against requests in flight: call right after store_open(). */
+void store_set_backoff(struct store *st, long base_ms, long cap_ms);
+
 #endif
