@@ -74,6 +74,12 @@ struct manifest {
 	char *sidecar_filename;   /* default "shard.sidecar" */
 	struct manifest_shard *shards; /* n_shards rows, sorted by db_id */
 	size_t n_shards;
+	/* Added by manifest.c for categorical routing: 1 when routing_values
+	 * are JSON integers (tokens match integer keys), 0 when strings
+	 * (tokens match text/bytes keys); routing_sorted lists the indexes
+	 * of routing_values in strcmp order (binary search). */
+	int routing_values_are_ints;
+	uint32_t *routing_sorted;
 };
 
 /*
@@ -81,6 +87,11 @@ struct manifest {
  * anything not starting with "SQLite format 3\0"). Returns 0 and a
  * manifest owned by the caller (manifest_free()), or SF_EMANIFEST /
  * SF_EUNSUPPORTED (format_version, direct CEL) with a message.
+ * Decisions (see manifest.c): only format_version 4 is read (any other is
+ * SF_EUNSUPPORTED naming it); unknown sharding fields, unknown strategies
+ * and CEL expressions other than the bare key column are SF_EUNSUPPORTED;
+ * a WAL-mode header is read from a private copy; `buf` is only read and
+ * need not outlive the call.
  */
 int manifest_parse(const uint8_t *buf, size_t len, struct manifest **out,
 		   char *err, size_t errlen);
@@ -104,10 +115,24 @@ char *url_rebase(const char *url, const char *from, const char *to);
  * Routes a key: hash strategy -> xxh3_64(canonical bytes) mod num_dbs;
  * categorical CEL -> the index of the routing value equal to the key's
  * token (the key's text, or decimal integer). Returns 0 with *db_id,
- * SF_NOTFOUND for an unknown token, or SF_EKEY.
+ * SF_NOTFOUND for an unknown token (or a key type that cannot equal the
+ * routing values' type), or SF_EKEY when the key does not fit
+ * m->key_encoding (route_check_key()) or, for hash routing, is an
+ * integer >= 2^63 (shardyfusion hashes signed 64-bit integers only).
+ * Thread-safe on a shared manifest (read-only).
  */
 int manifest_route(const struct manifest *m, const struct sf_key *key,
 		   uint32_t *db_id, char *err, size_t errlen);
+
+/*
+ * Checks that a key fits encoding `enc` as sf_key_encode() would store it:
+ * integer encodings take SF_KEY_INT in range (u64be: 0..2^64-1, u32be:
+ * 0..2^32-1, never negative); utf8/raw take SF_KEY_TEXT or SF_KEY_BYTES.
+ * Returns 0, SF_EKEY (with a message naming the encoding) or SF_EINVAL.
+ * Lives in route.c.
+ */
+int route_check_key(enum sf_key_encoding enc, const struct sf_key *key,
+		    char *err, size_t errlen);
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM)" to epoch seconds.
  * Returns 0 or SF_EINVAL. */

@@ -49,6 +49,7 @@ struct sfv_open_spec {
 	const char *db_url;       /* full URL of shard.db (copied) */
 	const char *sidecar_url;  /* full URL of shard.sidecar, or NULL */
 	uint64_t size_hint;       /* db_bytes from the manifest; 0 = unknown */
+	long deadline_ms;         /* per ranged GET; 0 = 30 s (added field) */
 };
 
 /*
