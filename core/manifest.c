@@ -35,13 +35,12 @@
  *     most num_dbs shard rows, no duplicate db_id, every db_id in
  *     [0, num_dbs); db_url a non-empty string; counts non-negative.
  *
- *   - CEL: shardyfusion's reader can route a bare key only when the CEL
- *     expression reads the key alone. shardyfs does not evaluate CEL, so
- *     it accepts exactly the categorical case it can answer without one:
- *     routing_values present, a single cel_columns entry, and cel_expr
- *     that is that column's bare name (the token is the key itself).
- *     Direct mode (no routing_values) and any other expression are
- *     SF_EUNSUPPORTED: guessing would route keys to wrong shards.
+ *   - CEL: shardyfs does not evaluate CEL. Categorical mode
+ *     (routing_values present) is accepted: the caller gives the routing
+ *     token explicitly (struct sf_key.token), and when the expression is
+ *     exactly the single cel_columns entry, the key itself is the token.
+ *     Direct mode (no routing_values) is SF_EUNSUPPORTED: its shard ids
+ *     come from evaluating the expression, and guessing would misroute.
  *
  * The parser never keeps the SQLite connection: it copies what it needs
  * into struct manifest and closes it before returning.
@@ -720,13 +719,9 @@ static int parse_sharding(struct manifest *m, char *err, size_t errlen)
 		if (json_object_size(cols) == 1)
 			json_object_foreach(cols, col, cv)
 				break;
-		if (!col || !trimmed[0] || !is_ident(trimmed) ||
-		    strcmp(trimmed, col) != 0) {
-			rc = sf_errf(err, errlen, SF_EUNSUPPORTED,
-				     "CEL expression \"%.64s\" is not supported: only categorical routing on the key itself is",
-				     m->cel_expr);
-			goto out;
-		}
+		/* Any other expression needs an explicit routing token. */
+		m->cel_key_is_token = col && trimmed[0] && is_ident(trimmed) &&
+				      strcmp(trimmed, col) == 0;
 	}
 	rc = parse_routing_values(m, rv, err, errlen);
 	if (rc != 0)
@@ -1264,28 +1259,12 @@ static int cmp_token(const uint8_t *t, size_t tl, const char *v)
 	return (tl > vl) - (tl < vl);
 }
 
-static int route_categorical(const struct manifest *m,
-			     const struct sf_key *key, uint32_t *db_id)
+/* Binary search of a token among the routing values: 0 or SF_NOTFOUND. */
+static int route_token_bytes(const struct manifest *m, const uint8_t *t,
+			     size_t tl, uint32_t *db_id)
 {
-	char num[32];
-	const uint8_t *t;
-	size_t tl, lo = 0, hi = m->n_routing_values;
+	size_t lo = 0, hi = m->n_routing_values;
 
-	if (key->type == SF_KEY_INT) {
-		if (!m->routing_values_are_ints)
-			return SF_NOTFOUND;
-		if (key->negative)
-			snprintf(num, sizeof(num), "%" PRId64, (int64_t)key->u);
-		else
-			snprintf(num, sizeof(num), "%" PRIu64, key->u);
-		t = (const uint8_t *)num;
-		tl = strlen(num);
-	} else {
-		if (m->routing_values_are_ints)
-			return SF_NOTFOUND;
-		t = key->data ? key->data : (const uint8_t *)"";
-		tl = key->len;
-	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		uint32_t idx = m->routing_sorted[mid];
@@ -1302,6 +1281,31 @@ static int route_categorical(const struct manifest *m,
 	return SF_NOTFOUND;
 }
 
+static int route_categorical(const struct manifest *m,
+			     const struct sf_key *key, uint32_t *db_id)
+{
+	char num[32];
+	const uint8_t *t;
+	size_t tl;
+
+	if (key->type == SF_KEY_INT) {
+		if (!m->routing_values_are_ints)
+			return SF_NOTFOUND;
+		if (key->negative)
+			snprintf(num, sizeof(num), "%" PRId64, (int64_t)key->u);
+		else
+			snprintf(num, sizeof(num), "%" PRIu64, key->u);
+		t = (const uint8_t *)num;
+		tl = strlen(num);
+	} else {
+		if (m->routing_values_are_ints)
+			return SF_NOTFOUND;
+		t = key->data ? key->data : (const uint8_t *)"";
+		tl = key->len;
+	}
+	return route_token_bytes(m, t, tl, db_id);
+}
+
 int manifest_route(const struct manifest *m, const struct sf_key *key,
 		   uint32_t *db_id, char *err, size_t errlen)
 {
@@ -1312,8 +1316,18 @@ int manifest_route(const struct manifest *m, const struct sf_key *key,
 	rc = route_check_key(m->key_encoding, key, err, errlen);
 	if (rc != 0)
 		return rc;
-	if (m->strategy == MANIFEST_CEL)
+	if (m->strategy == MANIFEST_CEL) {
+		/* An explicit token compares as text (integer routing
+		 * values are kept as their decimal text). */
+		if (key->token)
+			return route_token_bytes(m, (const uint8_t *)key->token,
+						 strlen(key->token), db_id);
+		if (!m->cel_key_is_token)
+			return sf_errf(err, errlen, SF_EINVAL,
+				       "this snapshot routes keys by the CEL expression \"%.64s\": give a routing token",
+				       m->cel_expr);
 		return route_categorical(m, key, db_id);
+	}
 	if (key->type == SF_KEY_INT && !key->negative && key->u > INT64_MAX)
 		return sf_errf(err, errlen, SF_EKEY,
 			       "key %" PRIu64 " cannot be routed: shardyfusion hashes integers in [-2^63, 2^63-1] only",

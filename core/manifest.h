@@ -79,6 +79,9 @@ struct manifest {
 	 * (tokens match text/bytes keys); routing_sorted lists the indexes
 	 * of routing_values in strcmp order (binary search). */
 	int routing_values_are_ints;
+	/* Categorical CEL whose expression is the key column alone: a key
+	 * with no explicit token routes by its own value. */
+	int cel_key_is_token;
 	uint32_t *routing_sorted;
 };
 

@@ -109,6 +109,14 @@ enum sf_key_type {
  * `negative` says whether it is below zero. For TEXT/BYTES, `data`/`len`
  * point at caller memory that must stay valid for the call (asynchronous
  * submissions copy it).
+ *
+ * `token` matters only for snapshots routed by categorical CEL (FORMAT.md
+ * 4): the routing token (NUL-terminated text; integers in decimal) whose
+ * position in the manifest's routing_values selects the shard. When NULL,
+ * the key itself is the token, which is right only when the CEL
+ * expression is the key column; for any other expression a lookup without
+ * a token fails with SF_EINVAL rather than guess. Asynchronous submissions
+ * do not copy the token: it must outlive the submission.
  */
 struct sf_key {
 	enum sf_key_type type;
@@ -116,26 +124,27 @@ struct sf_key {
 	uint64_t u;
 	const void *data;
 	size_t len;
+	const char *token;
 };
 
 static inline struct sf_key sf_key_uint(uint64_t v)
 {
-	struct sf_key k = {SF_KEY_INT, 0, v, NULL, 0};
+	struct sf_key k = {SF_KEY_INT, 0, v, NULL, 0, NULL};
 	return k;
 }
 static inline struct sf_key sf_key_int(int64_t v)
 {
-	struct sf_key k = {SF_KEY_INT, v < 0, (uint64_t)v, NULL, 0};
+	struct sf_key k = {SF_KEY_INT, v < 0, (uint64_t)v, NULL, 0, NULL};
 	return k;
 }
 static inline struct sf_key sf_key_text(const char *s, size_t n)
 {
-	struct sf_key k = {SF_KEY_TEXT, 0, 0, s, n};
+	struct sf_key k = {SF_KEY_TEXT, 0, 0, s, n, NULL};
 	return k;
 }
 static inline struct sf_key sf_key_bytes(const void *p, size_t n)
 {
-	struct sf_key k = {SF_KEY_BYTES, 0, 0, p, n};
+	struct sf_key k = {SF_KEY_BYTES, 0, 0, p, n, NULL};
 	return k;
 }
 

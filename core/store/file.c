@@ -38,15 +38,13 @@
 #define FILE_LIST_MAX_DEPTH 64
 #define FILE_COPY_BUF (1u << 20)
 
-/* The local path a file:// URL or plain path names (borrowed from url). */
+/* The local path a file:// URL or plain path names (borrowed from url);
+ * the same mapping store_local_path() gives the core. */
 static const char *url_path(const char *url)
 {
-	if (strncasecmp(url, "file://", 7) != 0)
-		return url;
-	url += 7;
-	if (strncasecmp(url, "localhost/", 10) == 0)
-		url += 9;
-	return url;
+	const char *p = store_local_path(url);
+
+	return p ? p : url;
 }
 
 static void etag_of(const struct stat *sb, char *out, size_t outlen)

@@ -4,11 +4,18 @@
  * SF_EUNSUPPORTED there).
  *
  * Connections. A store owns one struct http_pool: a mutex-protected stack
- * of idle easy handles. A request takes a handle (or creates one), resets
- * its options (curl_easy_reset keeps live connections, so keep-alive and
- * TLS sessions survive), runs, and gives the handle back. DNS and TLS
- * session caches are shared by all handles of the pool through a CURLSH.
- * pool->mu is held only to push/pop handles, never across a transfer.
+ * of idle slots, each an easy handle plus the multi handle that runs it
+ * (and a second easy handle for hedges). The multi owns the slot's
+ * connection cache, so keep-alive connections survive between requests
+ * (curl_easy_reset keeps them). A request takes a slot (or creates one),
+ * runs, and gives the slot back. DNS and TLS session caches are shared by
+ * all handles of the pool through a CURLSH. pool->mu is held only to
+ * push/pop slots, never across a transfer.
+ *
+ * Hedging. A small ranged GET with http_req.hedge that is still running
+ * after store_hedge_delay_ms() gets a twin on a fresh connection of the
+ * same multi; the first conclusive answer wins (run_attempt). At most one
+ * hedge per request, and only while the store's hedge budget allows.
  *
  * One request (http_exec). Each attempt:
  *   1. builds the header list (Range, If-Match, Content-Type, then the
@@ -48,6 +55,7 @@
 #define HTTP_POOL_MAX 64
 #define HTTP_ERRBODY_MAX 2048
 #define HTTP_MEM_CHUNK (64 * 1024)
+#define HTTP_HEDGE_MAX (1024 * 1024) /* largest ranged GET that may hedge */
 
 /* ---- global init and the handle pool ----------------------------------- */
 
@@ -65,10 +73,19 @@ int http_global_init(void)
 	return global_rc;
 }
 
+/* One pooled connection slot: the easy handle of the request, a second
+ * easy handle for a hedge (created on first use), and the multi handle
+ * that drives them and owns their connection cache. */
+struct http_conn {
+	CURL *h;
+	CURL *h2;
+	CURLM *m;
+};
+
 struct http_pool {
 	pthread_mutex_t mu;
-	CURL *idle[HTTP_POOL_MAX]; /* protected by mu */
-	int n_idle;                /* protected by mu */
+	struct http_conn *idle[HTTP_POOL_MAX]; /* protected by mu */
+	int n_idle;                            /* protected by mu */
 	CURLSH *share;
 	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
@@ -119,6 +136,20 @@ int http_pool_new(struct store *st, struct http_pool **out, char *err,
 	return 0;
 }
 
+/* Frees a slot (its handles are not in the multi any more). */
+static void conn_free(struct http_conn *c)
+{
+	if (!c)
+		return;
+	if (c->h)
+		curl_easy_cleanup(c->h);
+	if (c->h2)
+		curl_easy_cleanup(c->h2);
+	if (c->m)
+		curl_multi_cleanup(c->m);
+	free(c);
+}
+
 void http_pool_free(struct http_pool *p)
 {
 	int i;
@@ -126,7 +157,7 @@ void http_pool_free(struct http_pool *p)
 	if (!p)
 		return;
 	for (i = 0; i < p->n_idle; i++)
-		curl_easy_cleanup(p->idle[i]);
+		conn_free(p->idle[i]);
 	if (p->share)
 		curl_share_cleanup(p->share);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -135,33 +166,45 @@ void http_pool_free(struct http_pool *p)
 	free(p);
 }
 
-static CURL *pool_take(struct http_pool *p)
+/* Takes an idle slot or creates one; NULL on ENOMEM. The caller owns it
+ * until pool_give(). */
+static struct http_conn *pool_take(struct http_pool *p)
 {
-	CURL *h = NULL;
+	struct http_conn *c = NULL;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->n_idle > 0)
-		h = p->idle[--p->n_idle];
+		c = p->idle[--p->n_idle];
 	pthread_mutex_unlock(&p->mu);
-	if (h)
-		curl_easy_reset(h);
-	else
-		h = curl_easy_init();
-	return h;
+	if (c) {
+		curl_easy_reset(c->h);
+		if (c->h2)
+			curl_easy_reset(c->h2);
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->h = curl_easy_init();
+	c->m = curl_multi_init();
+	if (!c->h || !c->m) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
 }
 
-static void pool_give(struct http_pool *p, CURL *h)
+static void pool_give(struct http_pool *p, struct http_conn *c)
 {
-	if (!h)
+	if (!c)
 		return;
 	pthread_mutex_lock(&p->mu);
 	if (p->n_idle < HTTP_POOL_MAX) {
-		p->idle[p->n_idle++] = h;
-		h = NULL;
+		p->idle[p->n_idle++] = c;
+		c = NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
-	if (h)
-		curl_easy_cleanup(h);
+	conn_free(c);
 }
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -235,6 +278,7 @@ struct xfer {
 	struct http_resp *rs;
 	CURL *h;
 	struct store *st;
+	uint8_t *buf;         /* HTTP_SINK_BUF target (rq->buf or a hedge's) */
 	long status;          /* status of the response being received */
 	size_t cap;           /* MEM capacity */
 	uint64_t skip;        /* bytes to drop (200 to a ranged GET) */
@@ -454,7 +498,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		take = n - off;
 		if (take > rq->buf_len - rs->len)
 			take = rq->buf_len - rs->len;
-		memcpy(rq->buf + rs->len, data + off, take);
+		memcpy(x->buf + rs->len, data + off, take);
 		rs->len += take;
 		if (rs->len == rq->buf_len && off + take < n) {
 			/* more than we asked for: stop the transfer here */
@@ -494,7 +538,8 @@ static size_t on_upload(char *buf, size_t size, size_t nitems, void *ud)
 		return want;
 	}
 	do {
-		r = pread(rq->body_fd, buf, want, (off_t)x->up_off);
+		r = pread(rq->body_fd, buf, want,
+			  (off_t)(rq->body_fd_off + x->up_off));
 	} while (r < 0 && errno == EINTR);
 	if (r <= 0) {
 		x->write_errno = r < 0 ? errno : EIO; /* file shrank */
@@ -594,44 +639,23 @@ static void attempt_fail(struct attempt *a, int rc, int retryable,
 	va_end(ap);
 }
 
-static void run_attempt(struct store *st, struct http_pool *pool,
-			const struct http_req *rq, struct http_resp *rs,
-			long timeout_ms, struct attempt *a)
+/* Builds the header list of rq (Range, If-Match, Content-Type, then the
+ * signer's). On failure fails a and returns -1 (*hdrs freed). */
+static int build_headers(const struct http_req *rq, struct curl_slist **hdrs,
+			 struct attempt *a)
 {
-	struct xfer x;
-	struct curl_slist *hdrs = NULL, *t;
-	char line[256], cerr[CURL_ERROR_SIZE];
-	CURL *h;
-	CURLcode cc;
+	struct curl_slist *l = NULL, *t;
+	char line[256];
 	int rc;
 
-	memset(&x, 0, sizeof(x));
-	memset(a, 0, sizeof(*a));
-	a->retry_after_ms = -1;
-	x.rq = rq;
-	x.rs = rs;
-	x.st = st;
-	x.retry_after_ms = -1;
-	http_resp_free(rs);
-	memset(rs, 0, sizeof(*rs));
-	rs->content_length = -1;
-	cerr[0] = '\0';
-
-	h = pool_take(pool);
-	if (!h) {
-		attempt_fail(a, SF_ENOMEM, 0, "%s: curl_easy_init failed",
-			     rq->what);
-		return;
-	}
-	x.h = h;
-
-	/* headers */
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	if (hdrs && rq->has_range) {
+	*hdrs = NULL;
+	l = curl_slist_append(l, "Expect:");
+	if (!l)
+		goto nomem;
+	if (rq->has_range) {
 		snprintf(line, sizeof(line), "Range: bytes=%" PRIu64 "-%" PRIu64,
 			 rq->range_off, rq->range_off + rq->buf_len - 1);
-		t = curl_slist_append(hdrs, line);
-		hdrs = t ? t : hdrs;
+		t = curl_slist_append(l, line);
 		if (!t)
 			goto nomem;
 	}
@@ -639,10 +663,10 @@ static void run_attempt(struct store *st, struct http_pool *pool,
 		if (strpbrk(rq->if_match, "\r\n")) {
 			attempt_fail(a, SF_EINVAL, 0, "%s: bad If-Match value",
 				     rq->what);
-			goto out;
+			goto fail;
 		}
 		snprintf(line, sizeof(line), "If-Match: %s", rq->if_match);
-		t = curl_slist_append(hdrs, line);
+		t = curl_slist_append(l, line);
 		if (!t)
 			goto nomem;
 	}
@@ -650,38 +674,71 @@ static void run_attempt(struct store *st, struct http_pool *pool,
 		if (strpbrk(rq->content_type, "\r\n")) {
 			attempt_fail(a, SF_EINVAL, 0, "%s: bad content type",
 				     rq->what);
-			goto out;
+			goto fail;
 		}
 		snprintf(line, sizeof(line), "Content-Type: %s",
 			 rq->content_type);
-		t = curl_slist_append(hdrs, line);
+		t = curl_slist_append(l, line);
 		if (!t)
 			goto nomem;
 	}
-	if (!hdrs)
-		goto nomem;
 	if (rq->prepare) {
 		char perr[256] = "";
-		rc = rq->prepare(rq->prepare_ctx, &hdrs, perr, sizeof(perr));
+		rc = rq->prepare(rq->prepare_ctx, &l, perr, sizeof(perr));
 		if (rc) {
 			attempt_fail(a, rc, 0, "%s", perr);
-			goto out;
+			goto fail;
 		}
 	}
+	*hdrs = l;
+	return 0;
+nomem:
+	attempt_fail(a, SF_ENOMEM, 0, "%s: out of memory", rq->what);
+fail:
+	curl_slist_free_all(l);
+	return -1;
+}
+
+/*
+ * One transfer of an attempt: the request itself, or its hedge. An
+ * attempt has one leg, or two when the first was slow (see run_attempt).
+ */
+struct leg {
+	CURL *h;
+	struct xfer x;
+	struct http_resp *rs; /* the caller's for the first leg, else &own */
+	struct http_resp own;
+	uint8_t *hbuf;        /* the hedge's private body buffer */
+	char cerr[CURL_ERROR_SIZE];
+	double t0;            /* when it started (ms) */
+	double t1;            /* when it ended (ms) */
+	int added, done;
+	CURLcode cc;
+	struct attempt a;
+};
+
+/* Sets every option of a leg's easy handle. */
+static void setup_handle(struct store *st, struct http_pool *pool,
+			 const struct http_req *rq, struct leg *l,
+			 struct curl_slist *hdrs, long timeout_ms, int fresh)
+{
+	CURL *h = l->h;
 
 	curl_easy_setopt(h, CURLOPT_URL, rq->url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, l->cerr);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &l->x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &l->x);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 st->conf.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (fresh)
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	if (pool->share)
 		curl_easy_setopt(h, CURLOPT_SHARE, pool->share);
 	if (rq->streaming) {
@@ -703,78 +760,297 @@ static void run_attempt(struct store *st, struct http_pool *pool,
 	} else if (strcmp(rq->method, "PUT") == 0) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_upload);
-		curl_easy_setopt(h, CURLOPT_READDATA, &x);
+		curl_easy_setopt(h, CURLOPT_READDATA, &l->x);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)(rq->body_fd >= 0 ?
+					      rq->body_fd_len : rq->body_len));
+	} else if (strcmp(rq->method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_upload);
+		curl_easy_setopt(h, CURLOPT_READDATA, &l->x);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)(rq->body_fd >= 0 ?
 					      rq->body_fd_len : rq->body_len));
 	} else if (strcmp(rq->method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
+}
 
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
-	a->retry_after_ms = x.retry_after_ms;
+/* Prepares a leg (its xfer and response) before its handle is set up. */
+static void leg_init(struct leg *l, struct store *st,
+		     const struct http_req *rq, struct http_resp *rs,
+		     uint8_t *buf, CURL *h)
+{
+	memset(&l->x, 0, sizeof(l->x));
+	l->rs = rs ? rs : &l->own;
+	http_resp_free(l->rs);
+	memset(l->rs, 0, sizeof(*l->rs));
+	l->rs->content_length = -1;
+	l->x.rq = rq;
+	l->x.rs = l->rs;
+	l->x.st = st;
+	l->x.h = h;
+	l->x.buf = buf;
+	l->x.retry_after_ms = -1;
+	l->h = h;
+	l->cerr[0] = '\0';
+	l->added = l->done = 0;
+	l->cc = CURLE_OK;
+	memset(&l->a, 0, sizeof(l->a));
+	l->a.retry_after_ms = -1;
+}
 
-	if (x.too_big) {
+/* Classifies a finished leg into l->a. */
+static void classify(struct store *st, const struct http_req *rq,
+		     struct leg *l)
+{
+	struct xfer *x = &l->x;
+	struct http_resp *rs = l->rs;
+	struct attempt *a = &l->a;
+	CURLcode cc = l->cc;
+
+	curl_easy_getinfo(l->h, CURLINFO_RESPONSE_CODE, &rs->status);
+	a->retry_after_ms = x->retry_after_ms;
+	if (x->too_big) {
 		attempt_fail(a, SF_ETOOBIG, 0,
 			     "%s is larger than the %zu bytes allowed",
 			     rq->what, rq->max_bytes);
-		goto out;
+		return;
 	}
-	if (x.write_errno) {
-		attempt_fail(a, x.write_errno == ENOMEM ? SF_ENOMEM : SF_EIO, 0,
-			     "%s: local I/O: %s", rq->what,
-			     strerror(x.write_errno));
-		goto out;
+	if (x->write_errno) {
+		attempt_fail(a, x->write_errno == ENOMEM ? SF_ENOMEM : SF_EIO,
+			     0, "%s: local I/O: %s", rq->what,
+			     strerror(x->write_errno));
+		return;
 	}
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && x.done_early)) {
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && x->done_early)) {
 		int tmo = cc == CURLE_OPERATION_TIMEDOUT;
 		attempt_fail(a, tmo ? SF_ETIMEDOUT : SF_ENET,
 			     transient_curl(cc), "%s %s: %s", rq->method,
-			     rq->what, cerr[0] ? cerr : curl_easy_strerror(cc));
-		goto out;
+			     rq->what,
+			     l->cerr[0] ? l->cerr : curl_easy_strerror(cc));
+		return;
 	}
 	if (rs->status < 200 || rs->status >= 300) {
-		error_code(x.errbody, rs->code, sizeof(rs->code));
+		error_code(x->errbody, rs->code, sizeof(rs->code));
 		attempt_fail(a, status_code(rs->status),
 			     transient_status(rs->status, rs->code),
 			     "%s %s: HTTP %ld%s%s%s", rq->method, rq->what,
 			     rs->status, rs->code[0] ? " (" : "", rs->code,
 			     rs->code[0] ? ")" : "");
-		goto out;
+		return;
 	}
 	if (rq->has_range && rs->status == 206 &&
 	    (!rs->has_crange || rs->cr_start != rq->range_off)) {
 		attempt_fail(a, SF_EHTTP, 0,
 			     "%s: 206 with an unexpected Content-Range",
 			     rq->what);
-		goto out;
+		return;
 	}
 	if (rq->has_range && rs->status == 200 &&
-	    rs->len < rq->buf_len && x.skip > 0) {
+	    rs->len < rq->buf_len && x->skip > 0) {
 		/* the whole object was shorter than the offset */
 		attempt_fail(a, SF_EHTTP_416, 0,
 			     "%s: range at %" PRIu64 " starts past the end",
 			     rq->what, rq->range_off);
-		goto out;
+		return;
 	}
 	if (!rq->has_range && rq->sink != HTTP_SINK_NONE &&
 	    rs->content_length >= 0 &&
-	    x.body_in != (uint64_t)rs->content_length) {
+	    x->body_in != (uint64_t)rs->content_length) {
 		attempt_fail(a, SF_ENET, 1, "%s: short body (%" PRIu64
-			     " of %" PRId64 " bytes)", rq->what, x.body_in,
+			     " of %" PRId64 " bytes)", rq->what, x->body_in,
 			     rs->content_length);
+		return;
+	}
+	if (strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0)
+		store_count(st, STORE_CTR_BYTES_OUT, x->up_off);
+	a->rc = 0;
+}
+
+/* Can this request be hedged at all? Small ranged GETs into a buffer. */
+static int hedgeable(const struct http_req *rq)
+{
+	return rq->hedge && rq->has_range && rq->sink == HTTP_SINK_BUF &&
+	       strcmp(rq->method, "GET") == 0 && rq->buf_len <= HTTP_HEDGE_MAX;
+}
+
+/* Starts the hedge leg on a fresh connection. 0, or -1 (no hedge). */
+static int start_hedge(struct store *st, struct http_pool *pool,
+		       struct http_conn *c, const struct http_req *rq,
+		       struct leg *l, struct curl_slist *hdrs, long left_ms)
+{
+	uint8_t *buf;
+
+	if (!c->h2) {
+		c->h2 = curl_easy_init();
+		if (!c->h2)
+			return -1;
+	}
+	buf = malloc(rq->buf_len);
+	if (!buf)
+		return -1;
+	memset(l, 0, sizeof(*l));
+	leg_init(l, st, rq, NULL, buf, c->h2);
+	l->hbuf = buf;
+	setup_handle(st, pool, rq, l, hdrs, left_ms > 0 ? left_ms : 1, 1);
+	if (curl_multi_add_handle(c->m, c->h2) != CURLM_OK) {
+		free(buf);
+		l->hbuf = NULL;
+		return -1;
+	}
+	l->added = 1;
+	l->t0 = mono_ms();
+	return 0;
+}
+
+/*
+ * One attempt: the transfer runs on the slot's multi handle (the same
+ * loop curl_easy_perform would run). For a hedgeable request that may
+ * still hedge (*hedge_left), a second identical request starts on a
+ * fresh connection once the first has run longer than the store's hedge
+ * delay; the first leg to end with a success or a final error wins and
+ * the other is cancelled (removing it from the multi closes its
+ * connection). A leg that ends with a retryable error leaves the race to
+ * the other. The hedge has its own body buffer, copied to the caller's
+ * only when it wins, so the result is always one response's bytes.
+ */
+static void run_attempt(struct store *st, struct http_pool *pool,
+			const struct http_req *rq, struct http_resp *rs,
+			long timeout_ms, int *hedge_left, struct attempt *a)
+{
+	struct leg legs[2];
+	struct curl_slist *hdrs = NULL;
+	struct http_conn *c;
+	double hedge_at = 0;
+	int nlegs = 1, win = -1, i;
+
+	memset(a, 0, sizeof(*a));
+	a->retry_after_ms = -1;
+	memset(legs, 0, sizeof(legs));
+	http_resp_free(rs);
+	memset(rs, 0, sizeof(*rs));
+	rs->content_length = -1;
+
+	c = pool_take(pool);
+	if (!c) {
+		attempt_fail(a, SF_ENOMEM, 0, "%s: curl_easy_init failed",
+			     rq->what);
+		return;
+	}
+	if (build_headers(rq, &hdrs, a) != 0)
+		goto out;
+	leg_init(&legs[0], st, rq, rs, rq->buf, c->h);
+	setup_handle(st, pool, rq, &legs[0], hdrs, timeout_ms, 0);
+	if (curl_multi_add_handle(c->m, c->h) != CURLM_OK) {
+		attempt_fail(a, SF_ENOMEM, 0, "%s: curl_multi_add_handle "
+			     "failed", rq->what);
 		goto out;
 	}
-	if (strcmp(rq->method, "PUT") == 0)
-		store_count(st, STORE_CTR_BYTES_OUT, x.up_off);
-	a->rc = 0;
-	goto out;
-nomem:
-	attempt_fail(a, SF_ENOMEM, 0, "%s: out of memory", rq->what);
+	legs[0].added = 1;
+	legs[0].t0 = mono_ms();
+	if (hedgeable(rq)) {
+		store_hedge_credit(st);
+		if (*hedge_left > 0)
+			hedge_at = legs[0].t0 + (double)store_hedge_delay_ms(st);
+	}
+
+	for (;;) {
+		CURLMcode mc;
+		CURLMsg *msg;
+		int running = 0, left, all_done, wait;
+		double now;
+
+		mc = curl_multi_perform(c->m, &running);
+		if (mc != CURLM_OK) {
+			attempt_fail(a, SF_ENET, 1, "%s %s: %s", rq->method,
+				     rq->what, curl_multi_strerror(mc));
+			goto out;
+		}
+		while ((msg = curl_multi_info_read(c->m, &left)) != NULL) {
+			CURL *eh = msg->easy_handle;
+			CURLcode res = msg->data.result;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			for (i = 0; i < nlegs; i++) {
+				struct leg *l = &legs[i];
+				if (l->h != eh || !l->added || l->done)
+					continue;
+				curl_multi_remove_handle(c->m, eh);
+				l->added = 0;
+				l->done = 1;
+				l->cc = res;
+				l->t1 = mono_ms();
+				classify(st, rq, l);
+			}
+		}
+		all_done = 1;
+		for (i = 0; i < nlegs; i++) {
+			if (!legs[i].done) {
+				all_done = 0;
+				continue;
+			}
+			if (win < 0 &&
+			    (legs[i].a.rc == 0 || !legs[i].a.retryable))
+				win = i;
+		}
+		if (win >= 0)
+			break;
+		if (all_done) {
+			/* every leg failed and may be retried: report the
+			 * one that ended last */
+			win = nlegs == 2 && legs[1].t1 >= legs[0].t1 ? 1 : 0;
+			break;
+		}
+		now = mono_ms();
+		if (hedge_at > 0 && now >= hedge_at) {
+			hedge_at = 0;
+			if (!legs[0].done && store_hedge_take(st) &&
+			    start_hedge(st, pool, c, rq, &legs[1], hdrs,
+					timeout_ms - (long)(now - legs[0].t0))
+			    == 0) {
+				nlegs = 2;
+				(*hedge_left)--;
+				store_count(st, STORE_CTR_HEDGED, 1);
+				sf_log(SF_LOG_DEBUG, "hedging %s after %.0f ms",
+				       rq->what, now - legs[0].t0);
+				continue;
+			}
+		}
+		wait = 1000;
+		if (hedge_at > 0) {
+			double d = hedge_at - now;
+			wait = d < 1 ? 1 : d < 1000 ? (int)d : 1000;
+		}
+		mc = curl_multi_poll(c->m, NULL, 0, wait, NULL);
+		if (mc != CURLM_OK) {
+			attempt_fail(a, SF_ENET, 1, "%s %s: %s", rq->method,
+				     rq->what, curl_multi_strerror(mc));
+			goto out;
+		}
+	}
+	*a = legs[win].a;
+	if (win == 1) {
+		/* the hedge won: its bytes and headers become the answer */
+		memcpy(rq->buf, legs[1].hbuf, legs[1].own.len);
+		http_resp_free(rs);
+		*rs = legs[1].own;
+		memset(&legs[1].own, 0, sizeof(legs[1].own));
+	}
+	if (hedgeable(rq) && legs[win].rs->status >= 200)
+		store_hedge_record(st, legs[win].t1 - legs[win].t0);
 out:
+	for (i = 0; i < nlegs; i++) {
+		if (legs[i].added)
+			curl_multi_remove_handle(c->m, legs[i].h);
+		if (i > 0) {
+			http_resp_free(&legs[i].own);
+			free(legs[i].hbuf);
+		}
+	}
 	curl_slist_free_all(hdrs);
-	pool_give(pool, h);
+	pool_give(pool, c);
 }
 
 /* ---- the retry loop --------------------------------------------------- */
@@ -786,7 +1062,7 @@ int http_exec(struct store *st, const struct http_req *rq,
 	struct attempt a;
 	double start = mono_ms(), budget_end, deadline_end = 0;
 	off_t fd_start = -1;
-	int attempt, rc;
+	int attempt, rc, hedge_left = 1;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->content_length = -1;
@@ -814,7 +1090,7 @@ int http_exec(struct store *st, const struct http_req *rq,
 			if (left < (double)tmo)
 				tmo = (long)left;
 		}
-		run_attempt(st, pool, rq, rs, tmo, &a);
+		run_attempt(st, pool, rq, rs, tmo, &hedge_left, &a);
 		if (a.rc == 0)
 			return 0;
 		if (!a.retryable || attempt >= st->conf.max_attempts)
@@ -957,6 +1233,7 @@ int http_range_common(struct store *st, const char *url, const char *what,
 	rq.range_off = off;
 	rq.if_match = ro ? ro->if_match : NULL;
 	rq.deadline_ms = ro ? ro->deadline_ms : 0;
+	rq.hedge = ro ? ro->hedge : 0;
 	rq.sink = HTTP_SINK_BUF;
 	rq.buf = dst;
 	rq.buf_len = len;

@@ -4,6 +4,9 @@
  * retries (exponential backoff with full jitter, bounded by the store's
  * max_attempts and retry_budget_ms, Retry-After honoured), status mapping
  * to SF_E* codes, and response parsing (ETag, Content-Range, sizes).
+ * Small ranged GETs may be hedged: when one runs much longer than the
+ * store's recent latency, an identical request races it on a fresh
+ * connection (see run_attempt() in http.c).
  *
  * What it never knows: S3 URLs, buckets or signatures. A signer plugs in
  * through http_req.prepare, called before every attempt so that each
@@ -24,7 +27,7 @@ enum http_sink {
 };
 
 struct http_req {
-	const char *method; /* "GET", "HEAD", "PUT" */
+	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */
 	const char *url;    /* the URL as sent (already percent-encoded) */
 	const char *what;   /* the URL as named in messages (no secrets) */
 	enum store_ctr ctr; /* request counter to bump once */
@@ -34,10 +37,12 @@ struct http_req {
 	const char *if_match;
 	const char *content_type;
 
-	/* Upload body for PUT: a buffer, or body_fd (pread from 0). */
+	/* Upload body for PUT/POST: a buffer, or body_fd_len bytes of
+	 * body_fd read with pread from body_fd_off. */
 	const void *body;
 	size_t body_len;
 	int body_fd; /* -1 if none */
+	uint64_t body_fd_off;
 	uint64_t body_fd_len;
 
 	enum http_sink sink;
@@ -49,6 +54,7 @@ struct http_req {
 	long deadline_ms; /* 0 = none beyond the retry budget */
 	int streaming;    /* long transfer: stall timeout, not a total one */
 	int follow_redirects;
+	int hedge;        /* a slow small ranged GET may be hedged */
 
 	/* Adds per-attempt headers (signature) to *hdrs. 0 or SF_E*. */
 	int (*prepare)(void *ctx, struct curl_slist **hdrs, char *err,

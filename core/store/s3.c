@@ -577,6 +577,7 @@ static int s3_get_range(struct store *st, const char *url, uint64_t off,
 	rq.range_off = off;
 	rq.if_match = ro ? ro->if_match : NULL;
 	rq.deadline_ms = ro ? ro->deadline_ms : 0;
+	rq.hedge = ro ? ro->hedge : 0;
 	rq.sink = HTTP_SINK_BUF;
 	/* a zero-length read still checks the object and the offset */
 	rq.buf = len ? dst : &one;

@@ -11,6 +11,11 @@
  * Counters are C11 atomics so store_stats() never takes a lock. The only
  * lock, st->mu, guards the lazy creation of the curl pool and the S3
  * context (no network I/O happens under it).
+ *
+ * The hedging estimator lives here too (see store_impl.h): a lock-free
+ * ring of recent small-GET latencies and a token bucket. The p90 is taken
+ * from a copy of the ring (64 values, insertion sort) per hedgeable
+ * request; a torn read only mixes in a slightly older sample.
  */
 #include "store_impl.h"
 
@@ -150,6 +155,20 @@ char *store_url_normalize(const char *prefix)
 	return out;
 }
 
+const char *store_local_path(const char *url)
+{
+	const char *s = store_url_scheme(url);
+
+	if (!s || strcmp(s, "file") != 0)
+		return NULL;
+	if (strncasecmp(url, "file://", 7) != 0)
+		return url; /* a plain path */
+	url += 7;
+	if (strncasecmp(url, "localhost/", 10) == 0)
+		url += 9;
+	return url;
+}
+
 /* ---- errors ------------------------------------------------------------- */
 
 int store_errno_code(int e)
@@ -274,6 +293,17 @@ int store_open(struct store **out, const char *prefix_url,
 	c->backoff_base_ms = env_long("SF_STORE_BACKOFF_BASE_MS", 100);
 	c->backoff_cap_ms = env_long("SF_STORE_BACKOFF_CAP_MS", 5000);
 	c->list_page_size = (int)env_long("SF_STORE_LIST_PAGE_SIZE", 0);
+	c->hedge_floor_ms = env_long("SF_STORE_HEDGE_FLOOR_MS", 20);
+	c->hedge_cold_ms = env_long("SF_STORE_HEDGE_COLD_MS", 250);
+	c->hedge_factor = 3;
+	c->mpu_threshold = (uint64_t)env_long("SF_STORE_MULTIPART_THRESHOLD",
+					      64L * 1024 * 1024);
+	c->mpu_part_size = (uint64_t)env_long("SF_STORE_MULTIPART_PART_SIZE",
+					      16L * 1024 * 1024);
+	if (c->mpu_part_size == 0)
+		c->mpu_part_size = 16u * 1024 * 1024;
+	atomic_store(&st->hedge_tokens,
+		     (int64_t)STORE_HEDGE_COST * STORE_HEDGE_BURST);
 	if (c->list_page_size > 1000)
 		c->list_page_size = 1000;
 	*out = st;
@@ -310,6 +340,86 @@ void store_set_backoff(struct store *st, long base_ms, long cap_ms)
 {
 	st->conf.backoff_base_ms = base_ms < 0 ? 0 : base_ms;
 	st->conf.backoff_cap_ms = cap_ms < 0 ? 0 : cap_ms;
+}
+
+void store_set_hedge(struct store *st, long floor_ms, long cold_ms)
+{
+	if (floor_ms > 0)
+		st->conf.hedge_floor_ms = floor_ms;
+	if (cold_ms > 0)
+		st->conf.hedge_cold_ms = cold_ms;
+}
+
+void store_set_multipart(struct store *st, uint64_t threshold,
+			 uint64_t part_size)
+{
+	if (threshold > 0)
+		st->conf.mpu_threshold = threshold;
+	if (part_size > 0)
+		st->conf.mpu_part_size = part_size;
+}
+
+/* ---- hedging ------------------------------------------------------------ */
+
+void store_hedge_record(struct store *st, double ms)
+{
+	uint64_t i = atomic_fetch_add(&st->lat_n, 1);
+	double us = ms * 1000.0;
+
+	if (us < 0)
+		us = 0;
+	if (us > 4e9)
+		us = 4e9;
+	atomic_store_explicit(&st->lat_us[i % STORE_LAT_RING], (uint32_t)us,
+			      memory_order_relaxed);
+}
+
+long store_hedge_delay_ms(struct store *st)
+{
+	uint32_t v[STORE_LAT_RING];
+	uint64_t n = atomic_load(&st->lat_n);
+	long floor_ms = st->conf.hedge_floor_ms, d;
+	size_t i, j, k;
+
+	if (n < STORE_LAT_MIN)
+		return floor_ms > st->conf.hedge_cold_ms ?
+		       floor_ms : st->conf.hedge_cold_ms;
+	k = n < STORE_LAT_RING ? (size_t)n : STORE_LAT_RING;
+	for (i = 0; i < k; i++) {
+		uint32_t x = atomic_load_explicit(&st->lat_us[i],
+						  memory_order_relaxed);
+		for (j = i; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+	/* the 90th percentile (nearest rank) */
+	i = (k * 9 + 9) / 10;
+	i = i > 0 ? i - 1 : 0;
+	d = (long)(((uint64_t)v[i] * (uint64_t)st->conf.hedge_factor + 999) /
+		   1000);
+	return d > floor_ms ? d : floor_ms;
+}
+
+void store_hedge_credit(struct store *st)
+{
+	const int64_t cap = (int64_t)STORE_HEDGE_COST * STORE_HEDGE_BURST;
+	int64_t t = atomic_load(&st->hedge_tokens);
+
+	while (t < cap &&
+	       !atomic_compare_exchange_weak(&st->hedge_tokens, &t, t + 1))
+		;
+}
+
+int store_hedge_take(struct store *st)
+{
+	int64_t t = atomic_load(&st->hedge_tokens);
+
+	while (t >= STORE_HEDGE_COST) {
+		if (atomic_compare_exchange_weak(&st->hedge_tokens, &t,
+						 t - STORE_HEDGE_COST))
+			return 1;
+	}
+	return 0;
 }
 
 int store_http_pool(struct store *st, struct http_pool **out, char *err,

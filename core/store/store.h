@@ -148,4 +148,37 @@ void store_set_list_page_size(struct store *st, int n);
  * thread-safe against requests in flight: call right after store_open(). */
 void store_set_backoff(struct store *st, long base_ms, long cap_ms);
 
+/* The local filesystem path a file:// URL ("file:///a/b", "file://
+ * localhost/a/b") or a plain path ("/a/b", "./a") names: a pointer into
+ * url (borrowed, valid as long as url). NULL for any other scheme, for
+ * NULL or "". No percent-decoding, as the file:// backend. */
+const char *store_local_path(const char *url);
+
+/*
+ * Hedged ranged GETs (store_range_opts.hedge). A ranged GET of at most
+ * 1 MiB that has not finished after the hedge delay is sent again on a
+ * fresh connection; the first answer wins and the other is cancelled.
+ * The delay is max(floor_ms, 3 x the p90 of recent small ranged GETs),
+ * or max(floor_ms, cold_ms) until enough samples exist (defaults 20 and
+ * 250 ms; also SF_STORE_HEDGE_FLOOR_MS / SF_STORE_HEDGE_COLD_MS at
+ * open). Hedges are kept to about 5% of requests after a burst of 10.
+ * Values <= 0 keep the current setting. Call right after store_open().
+ */
+void store_set_hedge(struct store *st, long floor_ms, long cold_ms);
+/* The hedge delay a request starting now would get, in ms. */
+long store_hedge_delay_ms(struct store *st);
+
+/*
+ * s3:// PUTs (store_put, store_put_file) larger than threshold bytes use
+ * a multipart upload with parts of part_size bytes (defaults 64 MiB and
+ * 16 MiB; SF_STORE_MULTIPART_THRESHOLD / SF_STORE_MULTIPART_PART_SIZE at
+ * open). The part size grows when needed to stay within 10000 parts.
+ * Values of 0 keep the current setting. S3 refuses parts below 5 MiB
+ * (except the last) when completing; smaller sizes are accepted here
+ * only so that tests can provoke that failure. Call right after
+ * store_open().
+ */
+void store_set_multipart(struct store *st, uint64_t threshold,
+			 uint64_t part_size);
+
 #endif

@@ -11,6 +11,13 @@
  *
  * Backends count their own requests and bytes (one LIST call may be many
  * pages); store.c counts failures.
+ *
+ * Hedging state (store.c): a ring of the latencies of recent small ranged
+ * GETs (lock-free: atomic slots, an atomic write position) from which the
+ * hedge delay is max(floor, factor x p90), and a token bucket that keeps
+ * hedges to a small share of requests (each hedgeable request earns one
+ * token, a hedge costs STORE_HEDGE_COST, the bucket holds at most
+ * STORE_HEDGE_BURST hedges' worth and starts full).
  */
 #ifndef SF_STORE_IMPL_H
 #define SF_STORE_IMPL_H
@@ -40,7 +47,17 @@ struct store_conf {
 	long backoff_base_ms; /* first backoff ceiling; default 100 */
 	long backoff_cap_ms;  /* largest backoff ceiling; default 5000 */
 	int list_page_size;   /* max-keys for S3 LIST; 0 = server default */
+	long hedge_floor_ms;  /* smallest hedge delay; default 20 */
+	long hedge_cold_ms;   /* hedge delay before enough samples; 250 */
+	int hedge_factor;     /* delay = factor x recent p90; default 3 */
+	uint64_t mpu_threshold; /* s3 PUTs above this go multipart; 64 MiB */
+	uint64_t mpu_part_size; /* part size of multipart uploads; 16 MiB */
 };
+
+#define STORE_LAT_RING 64      /* latency samples kept */
+#define STORE_LAT_MIN 8        /* samples needed before the p90 is used */
+#define STORE_HEDGE_COST 20    /* tokens per hedge: at most ~5% hedged */
+#define STORE_HEDGE_BURST 10   /* hedges allowed back to back */
 
 enum store_ctr {
 	STORE_CTR_GET,
@@ -63,6 +80,9 @@ struct store {
 	char *prefix;
 	struct store_conf conf;
 	_Atomic uint64_t ctr[STORE_NCTR];
+	_Atomic uint32_t lat_us[STORE_LAT_RING]; /* recent latencies (us) */
+	_Atomic uint64_t lat_n;                  /* samples recorded */
+	_Atomic int64_t hedge_tokens;
 	/* st->mu protects the lazily created backend states below; it is
 	 * never held across network I/O (creating them does none). */
 	pthread_mutex_t mu;
@@ -120,6 +140,13 @@ int s3_ctx_new(struct store *st, struct s3_ctx **out, char *err,
 	       size_t errlen);
 int http_pool_new(struct store *st, struct http_pool **out, char *err,
 		  size_t errlen);
+
+/* Hedging (store.c): record the latency of a small ranged GET that got
+ * an answer; earn a token for a hedgeable request; take a hedge's worth
+ * of tokens (1 if granted, 0 if hedging is over its share). */
+void store_hedge_record(struct store *st, double ms);
+void store_hedge_credit(struct store *st);
+int store_hedge_take(struct store *st);
 
 /* Maps a local errno to an SF_E* code (ENOENT -> SF_EHTTP_404). */
 int store_errno_code(int e);

@@ -4,7 +4,7 @@
  * One acceptor thread polls the listening socket; every connection gets a
  * detached thread that serves requests in a keep-alive loop. Faults are
  * counters under h->mu, consumed by the request that sees them (in the
- * order reset, status, delay). Every sleep is a timed wait on h->cv so
+ * order reset, status, delay; a stall is consumed independently). Every sleep is a timed wait on h->cv so
  * httpd_fault_stop() can interrupt it; stop also shuts down every open
  * connection and waits until all connection threads have left.
  *
@@ -49,9 +49,10 @@ struct httpd_fault {
 	int fail_n, fail_status, fail_retry_after;
 	int reset_n;
 	int delay_n, delay_ms;
+	int stall_n, stall_ms;
 	int latency_ms;
 	int ignore_range;
-	unsigned requests, range_requests;
+	unsigned requests, range_requests, if_match_requests, connections;
 };
 
 struct conn_arg {
@@ -344,7 +345,7 @@ static void serve_conn(struct httpd_fault *h, int fd)
 		char *end, method[16], target[4096], path[4096];
 		char range[128], ifm[256], connhdr[64], cl[32];
 		int head, has_range, has_ifm, close_after, status = 0, ra = -1;
-		int do_reset = 0, delay = 0, latency;
+		int do_reset = 0, delay = 0, latency, stall = 0;
 		size_t used, body_len = 0;
 		ssize_t r;
 
@@ -394,6 +395,12 @@ static void serve_conn(struct httpd_fault *h, int fd)
 		h->requests++;
 		if (has_range)
 			h->range_requests++;
+		if (has_ifm)
+			h->if_match_requests++;
+		if (h->stall_n > 0) {
+			h->stall_n--;
+			stall = h->stall_ms;
+		}
 		if (h->reset_n > 0) {
 			h->reset_n--;
 			do_reset = 1;
@@ -406,8 +413,8 @@ static void serve_conn(struct httpd_fault *h, int fd)
 			delay = h->delay_ms;
 		}
 		latency = h->latency_ms;
-		if (delay + latency > 0)
-			wait_ms_locked(h, delay + latency);
+		if (stall + delay + latency > 0)
+			wait_ms_locked(h, stall + delay + latency);
 		if (h->stopping)
 			do_reset = 1;
 		pthread_mutex_unlock(&h->mu);
@@ -491,6 +498,7 @@ static void *accept_main(void *arg)
 		}
 		h->conns[slot] = fd;
 		h->active++;
+		h->connections++;
 		pthread_mutex_unlock(&h->mu);
 		ca->h = h;
 		ca->fd = fd;
@@ -618,6 +626,14 @@ void httpd_fault_delay_next(struct httpd_fault *h, int n, int delay_ms)
 	pthread_mutex_unlock(&h->mu);
 }
 
+void httpd_fault_stall_next(struct httpd_fault *h, int n, int stall_ms)
+{
+	pthread_mutex_lock(&h->mu);
+	h->stall_n = n;
+	h->stall_ms = stall_ms;
+	pthread_mutex_unlock(&h->mu);
+}
+
 void httpd_fault_set_latency(struct httpd_fault *h, int latency_ms)
 {
 	pthread_mutex_lock(&h->mu);
@@ -635,7 +651,7 @@ void httpd_fault_ignore_range(struct httpd_fault *h, int on)
 void httpd_fault_clear(struct httpd_fault *h)
 {
 	pthread_mutex_lock(&h->mu);
-	h->fail_n = h->reset_n = h->delay_n = 0;
+	h->fail_n = h->reset_n = h->delay_n = h->stall_n = 0;
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -657,6 +673,28 @@ unsigned httpd_fault_range_requests(const struct httpd_fault *h)
 
 	pthread_mutex_lock(&m->mu);
 	n = m->range_requests;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+unsigned httpd_fault_if_match_requests(const struct httpd_fault *h)
+{
+	struct httpd_fault *m = (struct httpd_fault *)h;
+	unsigned n;
+
+	pthread_mutex_lock(&m->mu);
+	n = m->if_match_requests;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+unsigned httpd_fault_connections(const struct httpd_fault *h)
+{
+	struct httpd_fault *m = (struct httpd_fault *)h;
+	unsigned n;
+
+	pthread_mutex_lock(&m->mu);
+	n = m->connections;
 	pthread_mutex_unlock(&m->mu);
 	return n;
 }

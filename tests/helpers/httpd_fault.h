@@ -7,6 +7,8 @@
  *     Retry-After, 403, ...),
  *   - the next N requests have their connection reset (RST, no response),
  *   - the next N requests are delayed by some milliseconds,
+ *   - the next N requests stall for some milliseconds before anything
+ *     else happens to them (on top of any other fault they get),
  * plus a fixed latency for every request and a mode that ignores Range
  * (answers 200 with the whole body). Used by the store retry tests and the
  * VFS tests.
@@ -38,6 +40,9 @@ void httpd_fault_fail_next(struct httpd_fault *h, int n, int status,
 void httpd_fault_reset_next(struct httpd_fault *h, int n);
 /* The next n requests are answered after delay_ms. */
 void httpd_fault_delay_next(struct httpd_fault *h, int n, int delay_ms);
+/* The next n requests wait stall_ms first, then are served or faulted
+ * as usual (a stalled request still consumes a reset/status/delay). */
+void httpd_fault_stall_next(struct httpd_fault *h, int n, int stall_ms);
 /* Every request waits latency_ms before its answer (0 = none). */
 void httpd_fault_set_latency(struct httpd_fault *h, int latency_ms);
 /* When on, Range headers are ignored (200 with the whole object). */
@@ -49,5 +54,8 @@ void httpd_fault_clear(struct httpd_fault *h);
  * and how many carried a Range header. */
 unsigned httpd_fault_requests(const struct httpd_fault *h);
 unsigned httpd_fault_range_requests(const struct httpd_fault *h);
+/* Requests that carried If-Match, and connections accepted so far. */
+unsigned httpd_fault_if_match_requests(const struct httpd_fault *h);
+unsigned httpd_fault_connections(const struct httpd_fault *h);
 
 #endif

@@ -831,22 +831,47 @@ Test(manifest, rejects_cel_without_expression)
 	expect_meta(&mt, NULL, SF_EMANIFEST, "cel_columns");
 }
 
-Test(manifest, refuses_cel_expressions_it_cannot_evaluate)
+Test(manifest, cel_expressions_it_cannot_evaluate_need_an_explicit_token)
 {
 	struct meta mt = meta_default();
+	struct manifest *m = NULL;
+	uint32_t db = 99;
+	char err[256] = "";
 
 	mt.num_dbs = 2;
 	mt.key_encoding = "utf8";
-	mt.sharding = "{\"cel_columns\": {\"key\": \"string\"}, \"cel_expr\":"
-		      " \"key.substring(0, 2)\", \"hash_algorithm\": \"xxh3_64\","
-		      " \"routing_values\": [\"a\", \"b\"], \"strategy\": \"cel\"}";
-	expect_meta(&mt, NULL, SF_EUNSUPPORTED, "key.substring");
-	/* Multi-column: the key alone cannot be routed. */
 	mt.sharding = "{\"cel_columns\": {\"key\": \"string\", \"region\":"
 		      " \"string\"}, \"cel_expr\": \"region\", \"hash_algorithm\":"
-		      " \"xxh3_64\", \"routing_values\": [\"a\", \"b\"],"
+		      " \"xxh3_64\", \"routing_values\": [\"eu\", \"us\"],"
 		      " \"strategy\": \"cel\"}";
-	expect_meta(&mt, NULL, SF_EUNSUPPORTED, "region");
+	cr_assert_eq(parse_meta(&mt, NULL, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->cel_key_is_token, 0);
+	/* Without a token: a clear error, never a guess. */
+	struct sf_key k = sf_key_text("user-1", 6);
+	cr_assert_eq(manifest_route(m, &k, &db, err, sizeof(err)), SF_EINVAL);
+	cr_assert(strstr(err, "routing token") != NULL, "%s", err);
+	/* With one: its position in routing_values; unknown is not found. */
+	k.token = "us";
+	cr_assert_eq(manifest_route(m, &k, &db, NULL, 0), 0);
+	cr_assert_eq(db, 1);
+	k.token = "eu";
+	cr_assert_eq(manifest_route(m, &k, &db, NULL, 0), 0);
+	cr_assert_eq(db, 0);
+	k.token = "mars";
+	cr_assert_eq(manifest_route(m, &k, &db, NULL, 0), SF_NOTFOUND);
+	manifest_free(m);
+
+	m = NULL;
+	mt.sharding = "{\"cel_columns\": {\"key\": \"string\"}, \"cel_expr\":"
+		      " \"key.substring(0, 2)\", \"hash_algorithm\": \"xxh3_64\","
+		      " \"routing_values\": [\"ab\", \"cd\"], \"strategy\": \"cel\"}";
+	cr_assert_eq(parse_meta(&mt, NULL, &m, err, sizeof(err)), 0, "%s", err);
+	k = sf_key_text("cdef", 4);
+	cr_assert_eq(manifest_route(m, &k, &db, NULL, 0), SF_EINVAL);
+	k.token = "cd";
+	cr_assert_eq(manifest_route(m, &k, &db, NULL, 0), 0);
+	cr_assert_eq(db, 1);
+	manifest_free(m);
 }
 
 Test(manifest, rejects_routing_values_length_mismatch)

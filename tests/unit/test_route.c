@@ -159,7 +159,7 @@ ParameterizedTest(struct enc_vec *v, route, format_md_encodings)
 	uint8_t data[16], out[16];
 	size_t n = unhex(v->data_hex, data, sizeof(data)), outlen = 99;
 	char err[256] = "", hex[40];
-	struct sf_key k = {v->type, v->negative, v->u, data, n};
+	struct sf_key k = {v->type, v->negative, v->u, data, n, NULL};
 	int rc;
 
 	rc = sf_key_encode(v->enc, &k, out, sizeof(out), &outlen, err,

@@ -71,6 +71,55 @@ Test(store_file, url_scheme_is_detected)
 	cr_expect_null(store_url_scheme(NULL));
 }
 
+Test(store_file, local_path_of_file_urls_and_plain_paths)
+{
+	const char *u = "file:///data/snap/shard.db";
+	const char *l = "file://localhost/data/x";
+	const char *p = "/data/y", *r = "./rel/z";
+
+	/* borrowed pointers into the argument */
+	cr_expect_eq(store_local_path(u), u + 7);
+	cr_expect_str_eq(store_local_path(u), "/data/snap/shard.db");
+	cr_expect_eq(store_local_path(l), l + 16);
+	cr_expect_str_eq(store_local_path(l), "/data/x");
+	cr_expect_str_eq(store_local_path("FILE:///Up/Case"), "/Up/Case");
+	cr_expect_eq(store_local_path(p), p);
+	cr_expect_eq(store_local_path(r), r);
+	/* not percent-decoded, like the backend */
+	cr_expect_str_eq(store_local_path("file:///a%20b"), "/a%20b");
+	cr_expect_null(store_local_path("s3://bucket/key"));
+	cr_expect_null(store_local_path("http://h/x"));
+	cr_expect_null(store_local_path("HTTPS://h/x"));
+	cr_expect_null(store_local_path("gs://b/k"));
+	cr_expect_null(store_local_path(""));
+	cr_expect_null(store_local_path(NULL));
+}
+
+Test(store_file, local_path_opens_what_the_backend_reads)
+{
+	uint8_t *data = NULL, buf[16];
+	size_t len = 0;
+	char err[256] = "";
+	char *u;
+	const char *lp;
+	int fd;
+
+	put_str("in/place.db", "in place bytes", NULL);
+	u = url("in/place.db");
+	lp = store_local_path(u);
+	cr_assert_not_null(lp);
+	fd = open(lp, O_RDONLY);
+	cr_assert_geq(fd, 0, "open %s", lp);
+	cr_assert_eq(read(fd, buf, sizeof(buf)), 14);
+	close(fd);
+	cr_assert_eq(store_get(st, u, 100, &data, &len, NULL, err,
+			       sizeof(err)), 0, "%s", err);
+	cr_expect_eq(len, 14);
+	cr_expect(memcmp(data, buf, 14) == 0);
+	free(data);
+	free(u);
+}
+
 Test(store_file, url_join_puts_exactly_one_slash)
 {
 	struct {
