@@ -32,7 +32,12 @@ enum {
 	OPT_CACHE_SIZE,
 	OPT_REF,
 	OPT_OFFSET,
+	OPT_ROUTING_TOKEN,
 };
+
+/* The --routing-token of this invocation (a CLI is one command per
+ * process, so one global is the simplest carrier into cli_key()). */
+static const char *routing_token;
 
 struct global_opt {
 	struct option o;
@@ -63,6 +68,8 @@ static const struct global_opt globals[] = {
 	 "      --ref MANIFEST_URL     read this manifest instead of _CURRENT's"},
 	{{"offset", required_argument, NULL, OPT_OFFSET}, CLI_READ,
 	 "      --offset N             read the N-th older manifest"},
+	{{"routing-token", required_argument, NULL, OPT_ROUTING_TOKEN}, CLI_READ,
+	 "      --routing-token TOKEN  shard selector for snapshots routed by categorical CEL"},
 };
 #define N_GLOBALS (sizeof(globals) / sizeof(globals[0]))
 
@@ -315,6 +322,9 @@ static int parse_global(struct cli_common *c, int code, const char *arg)
 			break;
 		c->opt.history_offset = (int)v;
 		return 0;
+	case OPT_ROUTING_TOKEN:
+		routing_token = arg;
+		return 0;
 	}
 	for (size_t i = 0; i < N_GLOBALS; i++)
 		if (globals[i].o.val == code)
@@ -333,6 +343,12 @@ int cli_parse(const struct sf_cmd *cmd, int argc, char **argv, unsigned flags,
 
 	memset(out, 0, sizeof(*out));
 	sf_options_init(&out->opt);
+	/* SHARDYFS_ACCESS_MODE sets the default access mode, as AWS_* set
+	 * connection defaults; --access-mode overrides it. */
+	const char *env_mode = getenv("SHARDYFS_ACCESS_MODE");
+	if ((flags & CLI_READ) && env_mode && *env_mode &&
+	    parse_global(out, OPT_ACCESS_MODE, env_mode) != 0)
+		return CLI_ERROR;
 
 	for (size_t i = 0; i < N_GLOBALS; i++)
 		if (globals[i].flag & flags)
@@ -498,15 +514,29 @@ int cli_print_json(json_t *j, size_t flags)
 /* Keys                                                                */
 /* ------------------------------------------------------------------ */
 
+static int cli_key_parse(enum sf_key_encoding enc, const char *text,
+			 size_t len, int hex, struct sf_key *key, uint8_t **buf);
+
 int cli_key(enum sf_key_encoding enc, const char *text, size_t len, int hex,
 	    struct sf_key *key, uint8_t **buf)
+{
+	int rc;
+
+	*buf = NULL;
+	rc = cli_key_parse(enc, text, len, hex, key, buf);
+	if (rc == 0)
+		key->token = routing_token;
+	return rc;
+}
+
+static int cli_key_parse(enum sf_key_encoding enc, const char *text,
+			 size_t len, int hex, struct sf_key *key, uint8_t **buf)
 {
 	char err[256] = "";
 	uint8_t *b = NULL;
 	size_t n = 0;
 	int rc;
 
-	*buf = NULL;
 	if (!hex) {
 		rc = sf_key_from_text(enc, text, len, key, err, sizeof(err));
 		if (rc) {
