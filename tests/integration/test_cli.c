@@ -424,6 +424,7 @@ static void roundtrip(const struct place *pl, enum sf_key_encoding enc,
 				     json_object_get(s, "row_count")),
 			     cnt[d], "db %u", d);
 	}
+	free(cnt);
 	json_decref(arr);
 	free(out);
 	free(err);
