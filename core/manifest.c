@@ -793,7 +793,7 @@ static int read_build_meta(sqlite3 *db, struct manifest *m, char *err,
 {
 	sqlite3_stmt *st = NULL;
 	const char *T = "build_meta";
-	int64_t v;
+	int64_t v = 0;
 	char *enc = NULL;
 	int src, rc;
 
@@ -944,7 +944,7 @@ static int read_shard_row(sqlite3_stmt *st, const int *ix,
 			  char *err, size_t errlen)
 {
 	const char *T = "shards";
-	int64_t v;
+	int64_t v = 0;
 	int rc;
 
 	rc = col_int(st, ix[0], T, "db_id", &v, err, errlen);
