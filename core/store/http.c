@@ -868,11 +868,17 @@ static void classify(struct store *st, const struct http_req *rq,
 	a->rc = 0;
 }
 
-/* Can this request be hedged at all? Small ranged GETs into a buffer. */
+/* A small ranged GET into a buffer: its latency feeds the hedge delay,
+ * and with rq->hedge it may be hedged. */
+static int small_range(const struct http_req *rq)
+{
+	return rq->has_range && rq->sink == HTTP_SINK_BUF &&
+	       strcmp(rq->method, "GET") == 0 && rq->buf_len <= HTTP_HEDGE_MAX;
+}
+
 static int hedgeable(const struct http_req *rq)
 {
-	return rq->hedge && rq->has_range && rq->sink == HTTP_SINK_BUF &&
-	       strcmp(rq->method, "GET") == 0 && rq->buf_len <= HTTP_HEDGE_MAX;
+	return rq->hedge && small_range(rq);
 }
 
 /* Starts the hedge leg on a fresh connection. 0, or -1 (no hedge). */
@@ -1038,7 +1044,7 @@ static void run_attempt(struct store *st, struct http_pool *pool,
 		*rs = legs[1].own;
 		memset(&legs[1].own, 0, sizeof(legs[1].own));
 	}
-	if (hedgeable(rq) && legs[win].rs->status >= 200)
+	if (small_range(rq) && legs[win].rs->status >= 200)
 		store_hedge_record(st, legs[win].t1 - legs[win].t0);
 out:
 	for (i = 0; i < nlegs; i++) {

@@ -655,6 +655,10 @@ static int s3_head(struct store *st, const char *url, struct store_info *info,
 	return rc;
 }
 
+static int mpu_upload(struct store *st, const char *url, const uint8_t *data,
+		      int fd, uint64_t size, const char *content_type,
+		      struct store_info *info, char *err, size_t errlen);
+
 /* ---- PUT ------------------------------------------------------------------ */
 
 static int put_common(struct store *st, const char *url, const void *data,
@@ -709,26 +713,32 @@ static int s3_put(struct store *st, const char *url, const void *data,
 {
 	char hash[65];
 
+	if ((uint64_t)len > st->conf.mpu_threshold)
+		return mpu_upload(st, url, data, -1, len, content_type, info,
+				  err, errlen);
 	sigv4_sha256_hex(len ? data : "", len, hash);
 	return put_common(st, url, len ? data : "", len, -1, 0, hash,
 			  content_type, info, err, errlen);
 }
 
-/* SHA-256 of a whole file (read with pread, so the offset is untouched). */
-static int file_sha256(int fd, uint64_t size, char out[65])
+/* SHA-256 of size bytes of a file from off (read with pread, so the
+ * file offset is untouched). */
+static int file_sha256(int fd, uint64_t off, uint64_t size, char out[65])
 {
 	static const char hexd[] = "0123456789abcdef";
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char dg[32];
 	unsigned int dl = 0;
 	uint8_t *buf = malloc(1u << 20);
-	uint64_t off = 0;
+	uint64_t end = off + size;
 	int rc = -1, i;
 
 	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		goto out;
-	while (off < size) {
-		ssize_t r = pread(fd, buf, 1u << 20, (off_t)off);
+	while (off < end) {
+		size_t want = end - off < (1u << 20) ? (size_t)(end - off) :
+			      (1u << 20);
+		ssize_t r = pread(fd, buf, want, (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -770,7 +780,13 @@ static int s3_put_file(struct store *st, const char *url, const char *path,
 		return sf_errf(err, errlen, SF_EIO, "%s: not a regular file",
 			       path);
 	}
-	if (file_sha256(fd, (uint64_t)sb.st_size, hash) != 0) {
+	if ((uint64_t)sb.st_size > st->conf.mpu_threshold) {
+		rc = mpu_upload(st, url, NULL, fd, (uint64_t)sb.st_size,
+				content_type, info, err, errlen);
+		close(fd);
+		return rc;
+	}
+	if (file_sha256(fd, 0, (uint64_t)sb.st_size, hash) != 0) {
 		close(fd);
 		return sf_errf(err, errlen, SF_EIO, "read %s failed", path);
 	}
@@ -1172,6 +1188,304 @@ out:
 	free(url);
 	free(name);
 	target_free(&bt);
+	target_free(&t);
+	return rc;
+}
+
+/* ---- multipart upload ---------------------------------------------------- */
+
+/*
+ * Objects above conf.mpu_threshold are uploaded in parts:
+ *   POST   key?uploads=                         -> <UploadId>
+ *   PUT    key?partNumber=N&uploadId=ID  (xN)   -> ETag header per part
+ *   POST   key?uploadId=ID  <CompleteMultipartUpload> -> <ETag> (or an
+ *          <Error> inside a 200, which S3 may send for a slow completion)
+ * and on any failure after the first step
+ *   DELETE key?uploadId=ID                      (best effort)
+ * so that no orphaned parts are left to be billed. Every step retries on
+ * its own through http_exec(); parts are signed with their own SHA-256 and
+ * read with pread (from the file or the buffer), so a retried part simply
+ * starts again.
+ */
+#define S3_MPU_MAX_PARTS 10000
+#define S3_MPU_RESP_MAX (1u << 20)
+
+/* One signed request to the object of t with a query string. */
+static int s3_query_exec(struct store *st, struct s3_ctx *s3,
+			 struct s3_target *t, const char *query,
+			 struct http_req *rq, const char *payload_hash,
+			 struct http_resp *rs, char *err, size_t errlen)
+{
+	struct s3_sign sg;
+	char *u = NULL;
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	if (asprintf(&u, "%s?%s", t->url, query) < 0)
+		return sf_errf(err, errlen, SF_ENOMEM, "out of memory");
+	sign_init(&sg, s3, t, rq->method, payload_hash);
+	sg.canon_query = query;
+	rq->url = u;
+	rq->what = t->what;
+	rq->prepare = s3_prepare;
+	rq->prepare_ctx = &sg;
+	rc = s3_exec(st, s3, rq, &sg, rs, err, errlen);
+	rq->url = NULL;
+	free(u);
+	return rc;
+}
+
+/* "uploadId=<id>" (with an optional leading partNumber), encoded. */
+static char *mpu_query(const char *upload_id, int part)
+{
+	char *q = NULL, num[16];
+
+	if (part > 0) {
+		snprintf(num, sizeof(num), "%d", part);
+		if (q_add(&q, "partNumber", num))
+			goto fail;
+	}
+	if (q_add(&q, "uploadId", upload_id))
+		goto fail;
+	return q;
+fail:
+	free(q);
+	return NULL;
+}
+
+/* Reads the text of <tag> from an XML body (malloc'd) or NULL. */
+static char *xml_find(const struct http_resp *rs, const char *tag)
+{
+	const char *s, *e;
+
+	if (!rs->data ||
+	    !xml_elem((const char *)rs->data, (const char *)rs->data + rs->len,
+		      tag, &s, &e))
+		return NULL;
+	return xml_text(s, e, 0);
+}
+
+static int mpu_create(struct store *st, struct s3_ctx *s3,
+		      struct s3_target *t, const char *content_type,
+		      char **upload_id, char *err, size_t errlen)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	char hash[65];
+	int rc;
+
+	*upload_id = NULL;
+	sigv4_sha256_hex("", 0, hash);
+	http_req_init(&rq);
+	rq.method = "POST";
+	rq.ctr = STORE_CTR_PUT;
+	rq.content_type = content_type ? content_type :
+			  "application/octet-stream";
+	rq.body = "";
+	rq.sink = HTTP_SINK_MEM;
+	rq.max_bytes = S3_MPU_RESP_MAX;
+	rc = s3_query_exec(st, s3, t, "uploads=", &rq, hash, &rs, err,
+			   errlen);
+	if (rc == 0) {
+		*upload_id = xml_find(&rs, "UploadId");
+		if (!*upload_id || !**upload_id ||
+		    strlen(*upload_id) > 1024) {
+			free(*upload_id);
+			*upload_id = NULL;
+			rc = sf_errf(err, errlen, SF_EHTTP, "PUT %s: no upload "
+				     "id in the CreateMultipartUpload answer",
+				     t->what);
+		}
+	}
+	http_resp_free(&rs);
+	return rc;
+}
+
+static int mpu_part(struct store *st, struct s3_ctx *s3, struct s3_target *t,
+		    const char *upload_id, int part, const uint8_t *data,
+		    int fd, uint64_t off, uint64_t len, char *etag,
+		    size_t etaglen, char *err, size_t errlen)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	char hash[65], *q;
+	int rc;
+
+	if (data)
+		sigv4_sha256_hex(data + off, (size_t)len, hash);
+	else if (file_sha256(fd, off, len, hash) != 0)
+		return sf_errf(err, errlen, SF_EIO, "PUT %s: reading part %d "
+			       "failed", t->what, part);
+	q = mpu_query(upload_id, part);
+	if (!q)
+		return sf_errf(err, errlen, SF_ENOMEM, "out of memory");
+	http_req_init(&rq);
+	rq.method = "PUT";
+	rq.ctr = STORE_CTR_PUT;
+	if (data) {
+		rq.body = data + off;
+		rq.body_len = (size_t)len;
+	} else {
+		rq.body_fd = fd;
+		rq.body_fd_off = off;
+		rq.body_fd_len = len;
+	}
+	rq.streaming = 1;
+	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
+	if (rc == 0) {
+		if (!rs.etag[0] || strpbrk(rs.etag, "<>&"))
+			rc = sf_errf(err, errlen, SF_EHTTP, "PUT %s: part %d "
+				     "has no usable ETag", t->what, part);
+		else
+			snprintf(etag, etaglen, "%s", rs.etag);
+	}
+	http_resp_free(&rs);
+	free(q);
+	return rc;
+}
+
+static int mpu_complete(struct store *st, struct s3_ctx *s3,
+			struct s3_target *t, const char *upload_id,
+			char (*etags)[136], int n, struct store_info *info,
+			char *err, size_t errlen)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	char hash[65], *q = NULL, *body = NULL, *p, *tag = NULL, code[64];
+	size_t cap = 64 + (size_t)n * (64 + 136), bl = 0;
+	int i, rc;
+
+	memset(&rs, 0, sizeof(rs));
+	body = malloc(cap);
+	q = mpu_query(upload_id, 0);
+	if (!body || !q) {
+		rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
+		goto out;
+	}
+	bl += (size_t)snprintf(body + bl, cap - bl,
+			       "<CompleteMultipartUpload>");
+	for (i = 0; i < n; i++)
+		bl += (size_t)snprintf(body + bl, cap - bl,
+				       "<Part><PartNumber>%d</PartNumber>"
+				       "<ETag>%s</ETag></Part>", i + 1,
+				       etags[i]);
+	bl += (size_t)snprintf(body + bl, cap - bl,
+			       "</CompleteMultipartUpload>");
+	sigv4_sha256_hex(body, bl, hash);
+	http_req_init(&rq);
+	rq.method = "POST";
+	rq.ctr = STORE_CTR_PUT;
+	rq.content_type = "application/xml";
+	rq.body = body;
+	rq.body_len = bl;
+	rq.sink = HTTP_SINK_MEM;
+	rq.max_bytes = S3_MPU_RESP_MAX;
+	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
+	if (rc)
+		goto out;
+	p = rs.data ? strstr((const char *)rs.data, "<Error>") : NULL;
+	if (p) {
+		char *c = xml_find(&rs, "Code");
+		size_t k;
+
+		snprintf(code, sizeof(code), "%s", c ? c : "");
+		for (k = 0; code[k]; k++)
+			if (code[k] < 0x20 || code[k] >= 0x7f)
+				code[k] = '?';
+		free(c);
+		rc = sf_errf(err, errlen, SF_EHTTP, "PUT %s: completing the "
+			     "upload failed (%s)", t->what,
+			     code[0] ? code : "error");
+		goto out;
+	}
+	tag = xml_find(&rs, "ETag");
+	if (info) {
+		snprintf(info->etag, sizeof(info->etag), "%s",
+			 tag ? tag : rs.etag);
+		info->mtime = (int64_t)time(NULL);
+	}
+out:
+	http_resp_free(&rs);
+	free(tag);
+	free(body);
+	free(q);
+	return rc;
+}
+
+static void mpu_abort(struct store *st, struct s3_ctx *s3,
+		      struct s3_target *t, const char *upload_id)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	char hash[65], msg[256] = "", *q = mpu_query(upload_id, 0);
+	int rc;
+
+	if (!q)
+		return;
+	sigv4_sha256_hex("", 0, hash);
+	http_req_init(&rq);
+	rq.method = "DELETE";
+	rq.ctr = STORE_CTR_PUT;
+	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, msg, sizeof(msg));
+	if (rc)
+		sf_log(SF_LOG_WARN, "aborting the upload of %s failed: %s",
+		       t->what, msg);
+	http_resp_free(&rs);
+	free(q);
+}
+
+/* Uploads size bytes of data (or of the file fd, when data is NULL) in
+ * parts. Neither is owned. */
+static int mpu_upload(struct store *st, const char *url, const uint8_t *data,
+		      int fd, uint64_t size, const char *content_type,
+		      struct store_info *info, char *err, size_t errlen)
+{
+	struct s3_ctx *s3;
+	struct s3_target t;
+	char *upload_id = NULL, (*etags)[136] = NULL;
+	uint64_t ps = st->conf.mpu_part_size, n;
+	int rc, i;
+
+	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
+	if (rc)
+		return rc;
+	if (!t.key[0]) {
+		rc = sf_errf(err, errlen, SF_EURL, "PUT %s: no object key",
+			     url);
+		goto out;
+	}
+	if (ps == 0)
+		ps = 16u * 1024 * 1024;
+	while ((size + ps - 1) / ps > S3_MPU_MAX_PARTS)
+		ps *= 2;
+	n = size ? (size + ps - 1) / ps : 1;
+	etags = calloc((size_t)n, sizeof(*etags));
+	if (!etags) {
+		rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = mpu_create(st, s3, &t, content_type, &upload_id, err, errlen);
+	if (rc)
+		goto out;
+	for (i = 0; i < (int)n && rc == 0; i++) {
+		uint64_t off = (uint64_t)i * ps;
+		uint64_t len = size - off < ps ? size - off : ps;
+
+		rc = mpu_part(st, s3, &t, upload_id, i + 1, data, fd, off, len,
+			      etags[i], sizeof(etags[i]), err, errlen);
+	}
+	if (rc == 0)
+		rc = mpu_complete(st, s3, &t, upload_id, etags, (int)n, info,
+				  err, errlen);
+	if (rc)
+		mpu_abort(st, s3, &t, upload_id);
+	else if (info)
+		info->size = size;
+	sf_log(SF_LOG_DEBUG, "multipart upload of %s: %d parts: %s", t.what,
+	       (int)n, rc ? "failed" : "done");
+out:
+	free(upload_id);
+	free(etags);
 	target_free(&t);
 	return rc;
 }

@@ -11,7 +11,8 @@
  * credentials and signing (AWS SigV4 with x-amz-content-sha256 and session
  * tokens), retries (exponential backoff with full jitter on 5xx, 429,
  * timeouts and resets, bounded in attempts and total time; Retry-After is
- * honoured), and request counters.
+ * honoured), hedged ranged GETs (tail latency, store_set_hedge()),
+ * multipart uploads of large s3:// objects, and request counters.
  * What it never knows: manifests, shards, SQLite.
  *
  * Errors: SF_EHTTP_403/404/412/416 are distinct; other statuses are
