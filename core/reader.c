@@ -726,7 +726,7 @@ static int slot_shard(struct sf_snapshot *s, size_t idx, struct shard **out,
 	ret = shard_open(&sl->sh, &sp, err, errlen);
 	if (ret == 0) {
 		atomic_fetch_add(&s->r->n_shard_opens, 1);
-		if (s->mode == SF_ACCESS_DOWNLOAD)
+		if (shard_was_downloaded(sl->sh))
 			atomic_fetch_add(&s->r->n_downloads, 1);
 		atomic_store_explicit(&sl->ready, 1, memory_order_release);
 	}

@@ -47,6 +47,7 @@ struct shard {
 	char *db_url;     /* shard directory URL, for messages */
 	char *local_path; /* download mode */
 	struct sfv_db *vdb; /* range mode */
+	int downloaded;     /* this open fetched the whole shard.db */
 	pthread_mutex_t mu;
 	struct conn *free_conns; /* protected by mu */
 };
@@ -333,6 +334,14 @@ static int cache_path(const struct shard_spec *sp, char **out)
 	return 0;
 }
 
+/* The local path of shard.db when the shard lives on file://, else NULL.
+ * *dburl receives the URL it is borrowed from (caller frees). */
+static const char *local_shard_path(const struct shard_spec *sp, char **dburl)
+{
+	*dburl = store_url_join(sp->db_url, "shard.db");
+	return *dburl ? store_local_path(*dburl) : NULL;
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 int shard_open(struct shard **out, const struct shard_spec *sp, char *err,
@@ -341,6 +350,7 @@ int shard_open(struct shard **out, const struct shard_spec *sp, char *err,
 	struct shard *sh = calloc(1, sizeof(*sh));
 	struct conn *c = NULL;
 	char *dburl = NULL, *scurl = NULL;
+	const char *lpath;
 	int ret = 0;
 
 	*out = NULL;
@@ -374,6 +384,24 @@ int shard_open(struct shard **out, const struct shard_spec *sp, char *err,
 				      sp->db_id, sp->db_url);
 			goto out;
 		}
+	} else if ((lpath = local_shard_path(sp, &dburl)) != NULL) {
+		/* file:// source: the shard is already a local file, so it
+		 * is opened where it is (a copy would only double the disk
+		 * and the page cache). Same checks as a downloaded copy. */
+		if (!check_local_copy(lpath, sp->db_bytes)) {
+			ret = sf_errf(err, errlen,
+				      access(lpath, F_OK) == 0 ? SF_ECORRUPT
+							      : SF_EHTTP_404,
+				      "shard db=%05u (%s): shard.db is missing or is "
+				      "not the SQLite file the manifest describes",
+				      sp->db_id, sp->db_url);
+			goto out;
+		}
+		sh->local_path = strdup(lpath);
+		if (!sh->local_path) {
+			ret = SF_ENOMEM;
+			goto out;
+		}
 	} else {
 		int e = mkdir_p(sp->cache_dir);
 		if (e) {
@@ -389,6 +417,7 @@ int shard_open(struct shard **out, const struct shard_spec *sp, char *err,
 			ret = download(sp, sh->local_path, err, errlen);
 			if (ret)
 				goto out;
+			sh->downloaded = 1;
 		}
 	}
 	/* One connection up front: proves the file is a shard database. */
@@ -427,6 +456,11 @@ void shard_close(struct shard *sh)
 int shard_is_local(const struct shard *sh)
 {
 	return sh->vdb == NULL;
+}
+
+int shard_was_downloaded(const struct shard *sh)
+{
+	return sh->downloaded;
 }
 
 int shard_get(struct shard *sh, const uint8_t *k, size_t klen, void **value,

@@ -37,8 +37,9 @@ struct shard_spec {
 	const char *cache_dir;     /* download cache directory */
 };
 
-/* Opens a shard (downloading it first in download mode). *out is owned by
- * the caller (shard_close()). Errors name the shard and its URL. */
+/* Opens a shard. Download mode fetches shard.db into the cache directory
+ * first, except for file:// shards, which are opened in place. *out is
+ * owned by the caller (shard_close()). Errors name the shard and its URL. */
 int shard_open(struct shard **out, const struct shard_spec *spec, char *err,
 	       size_t errlen);
 void shard_close(struct shard *sh);
@@ -56,7 +57,9 @@ int shard_iter_next(struct shard_iter *it, const uint8_t **k, size_t *klen,
 		    uint64_t *vlen, char *err, size_t errlen);
 void shard_iter_close(struct shard_iter *it);
 
-/* Did this shard come from the download cache (1) or the VFS (0)? */
+/* Is this shard a local file (download cache or file:// in place: 1) or
+ * read through the VFS (0)? Did opening it download shard.db? */
 int shard_is_local(const struct shard *sh);
+int shard_was_downloaded(const struct shard *sh);
 
 #endif

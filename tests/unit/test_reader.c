@@ -671,3 +671,36 @@ Test(reader, shard_replaced_under_its_etag_is_an_error_then_refresh_recovers)
 	sft_rmrf(dir);
 	free(dir);
 }
+
+Test(reader, file_sources_are_opened_in_place_without_a_copy)
+{
+	char *url = sft_fixture_url("u64");
+	char *cache = sft_tmpdir();
+	struct sf_options opt;
+	struct sf_reader *r = NULL;
+	char err[512] = "", cmd[4200];
+	void *v;
+	size_t len;
+
+	sf_options_init(&opt);
+	opt.access_mode = SF_ACCESS_DOWNLOAD;
+	opt.cache_dir = cache;
+	cr_assert_eq(sf_reader_open(&r, url, &opt, err, sizeof(err)), 0, "%s", err);
+	for (uint64_t k = 0; k < 300; k++) {
+		struct sf_key key = sf_key_uint(k);
+		int rc = sf_get(r, &key, &v, &len, NULL, 0);
+		cr_assert(rc == 0 || rc == SF_NOTFOUND);
+		if (rc == 0)
+			sf_free(v);
+	}
+	struct sf_stats st;
+	sf_reader_stats(r, &st);
+	cr_assert_eq(st.shard_opens, 3);
+	cr_assert_eq(st.downloads, 0);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", cache);
+	cr_assert_eq(system(cmd), 0, "the cache directory is not empty");
+	sf_reader_close(r);
+	sft_rmrf(cache);
+	free(cache);
+	free(url);
+}
