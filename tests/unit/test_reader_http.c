@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "httpd_fault.h"
 #include "sf_test.h"
@@ -175,6 +177,62 @@ Test(reader_http, a_server_ignoring_range_still_gives_exact_values)
 	struct sf_reader *r = open_http(prefix, SF_ACCESS_RANGE, &cache);
 	cr_assert_eq(read_all(r, "utf8"), 0);
 	sf_reader_close(r);
+	httpd_fault_stop(h);
+	sft_rmrf(cache);
+	free(cache);
+	free(prefix);
+}
+
+Test(reader_http, processes_sharing_a_download_cache_fetch_each_shard_once)
+{
+	char *prefix, *cache = sft_tmpdir(), cmd[4400];
+	struct httpd_fault *h = serve("utf8", &prefix);
+	pid_t kids[4];
+
+	/* Slow answers widen the window in which the processes race. */
+	httpd_fault_set_latency(h, 30);
+	for (int i = 0; i < 4; i++) {
+		kids[i] = fork();
+		cr_assert(kids[i] >= 0);
+		if (kids[i] == 0) {
+			struct sf_options opt;
+			struct sf_reader *r = NULL;
+			sf_options_init(&opt);
+			opt.access_mode = SF_ACCESS_DOWNLOAD;
+			opt.cache_dir = cache;
+			opt.log_level = SF_LOG_ERROR;
+			if (sf_reader_open(&r, prefix, &opt, NULL, 0) != 0)
+				_exit(3);
+			int bad = 0;
+			size_t n;
+			struct sft_answer *a = sft_answers("utf8", &n);
+			for (size_t j = 0; j < n; j++) {
+				struct sf_key k = sf_key_text((const char *)a[j].key, a[j].klen);
+				void *v = NULL;
+				size_t len;
+				char hex[65];
+				if (sf_get(r, &k, &v, &len, NULL, 0) != 0) {
+					bad++;
+					continue;
+				}
+				sft_sha256_hex(v, len, hex);
+				bad += strcmp(hex, a[j].sha256) != 0;
+				sf_free(v);
+			}
+			sft_answers_free(a, n);
+			sf_reader_close(r);
+			_exit(bad ? 4 : 0);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		cr_assert_eq(waitpid(kids[i], &st, 0), kids[i]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: status %d", i, st);
+	}
+	/* 4 x (_CURRENT + manifest) + each of the 4 shards exactly once. */
+	cr_assert_eq(httpd_fault_requests(h), 12, "requests: %u", httpd_fault_requests(h));
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | grep -c '\\.db$') -eq 4 && ! ls '%s' | grep -q tmp", cache, cache);
+	cr_assert_eq(system(cmd), 0, "cache contents");
 	httpd_fault_stop(h);
 	sft_rmrf(cache);
 	free(cache);
