@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# test.sh -- the whole test suite: builds with AddressSanitizer +
+# test.sh -- the whole test suite: installs dependencies (packaging/deps.sh;
+# SF_SKIP_DEPS=1 skips that), builds with AddressSanitizer +
 # UndefinedBehaviorSanitizer and warnings as errors, runs every ctest label
 # (unit, integration against moto on 127.0.0.1, fuse on real mounts, fuzz
 # corpus replays), then a ThreadSanitizer build of the threaded parts.
 # Exit status is non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${SF_SKIP_DEPS:-0}" = 1 ] || bash packaging/deps.sh
 jobs=${JOBS:-2}
 build=${BUILD_DIR:-build-test}
 
