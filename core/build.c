@@ -700,6 +700,7 @@ int sf_builder_open(struct sf_builder **out, const char *prefix,
 	char rid[33];
 	int rc;
 
+	sfv_sqlite_setup(); /* before anything touches SQLite */
 	if (!out || !prefix || !*prefix)
 		return sf_errf(err, errlen, SF_EINVAL, "builder: no prefix");
 	*out = NULL;

@@ -467,6 +467,8 @@ int sf_reader_open(struct sf_reader **out, const char *prefix,
 	size_t ki = 0;
 	int ret;
 
+	/* Before anything touches SQLite (see sfv_sqlite_setup()). */
+	sfv_sqlite_setup();
 	memset(&cur, 0, sizeof(cur));
 	*out = NULL;
 	if (!prefix || !*prefix)

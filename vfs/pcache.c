@@ -283,14 +283,30 @@ int pcache_get(struct pcache *pc, uint64_t dbid, uint32_t pgno, uint32_t ps,
 	       uint32_t off, uint32_t len, void *dst, uint32_t max_count,
 	       struct pcache_run *run, char *err, size_t errlen)
 {
+	return pcache_get_span(pc, dbid, pgno, ps, off, len, dst, 0, max_count,
+			       run, NULL, err, errlen);
+}
+
+int pcache_get_span(struct pcache *pc, uint64_t dbid, uint32_t pgno,
+		    uint32_t ps, uint32_t off, uint32_t len, void *dst,
+		    uint32_t max_before, uint32_t max_count,
+		    struct pcache_run *run, int *pf_hit, char *err,
+		    size_t errlen)
+{
 	struct pc_entry *e;
-	uint32_t count;
+	uint32_t count, before;
 	int rc, counted = 0;
 
 	if (max_count < 1)
 		max_count = 1;
 	if (max_count > PCACHE_MAX_RUN)
 		max_count = PCACHE_MAX_RUN;
+	if (max_before > PCACHE_MAX_RUN - max_count)
+		max_before = PCACHE_MAX_RUN - max_count;
+	if (pgno == 0)
+		max_before = 0;
+	else if (max_before > pgno - 1)
+		max_before = pgno - 1;
 	pthread_mutex_lock(&pc->mu);
 again:
 	e = find(pc, dbid, pgno);
@@ -303,6 +319,8 @@ again:
 		if (e->prefetched) {
 			e->prefetched = 0;
 			pc->pf_hits++;
+			if (pf_hit)
+				*pf_hit = 1;
 		}
 		if (!counted)
 			pc->hits++;
@@ -344,7 +362,14 @@ again:
 	while (count < max_count && pgno + count > pgno &&
 	       !find(pc, dbid, pgno + count))
 		count++;
-	while (!make_room(pc, (uint64_t)count * ps)) {
+	before = 0;
+	while (before < max_before && !find(pc, dbid, pgno - before - 1))
+		before++;
+	while (!make_room(pc, (uint64_t)(before + count) * ps)) {
+		if (before > 0) {
+			before--;
+			continue;
+		}
 		if (count > 1) {
 			count--;
 			continue;
@@ -353,7 +378,7 @@ again:
 		pthread_cond_wait(&pc->cond, &pc->mu);
 		goto again;
 	}
-	rc = claim(pc, dbid, pgno, count, ps, 0, run);
+	rc = claim(pc, dbid, pgno - before, before + count, ps, 0, run);
 	pthread_mutex_unlock(&pc->mu);
 	if (rc)
 		return rc;

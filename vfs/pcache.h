@@ -75,6 +75,20 @@ int pcache_get(struct pcache *pc, uint64_t dbid, uint32_t pgno, uint32_t ps,
 	       uint32_t off, uint32_t len, void *dst, uint32_t max_count,
 	       struct pcache_run *run, char *err, size_t errlen);
 
+/*
+ * pcache_get() whose claim may also take up to max_before absent pages
+ * right before pgno (and max_count - 1 after it; PCACHE_MAX_RUN in all):
+ * on PC_CLAIMED, run->first may be below pgno, and page pgno sits at
+ * (pgno - run->first) * ps in run->buf. Before-pages are given up first
+ * when the budget is tight. *pf_hit (optional) is set to 1 when the read
+ * was the first to hit a prefetched page (left alone otherwise).
+ */
+int pcache_get_span(struct pcache *pc, uint64_t dbid, uint32_t pgno,
+		    uint32_t ps, uint32_t off, uint32_t len, void *dst,
+		    uint32_t max_before, uint32_t max_count,
+		    struct pcache_run *run, int *pf_hit, char *err,
+		    size_t errlen);
+
 /* Claims the first absent page of [first, first+count) and the absent
  * pages right after it, for a background fetch. Never waits: returns
  * PC_CLAIMED, PC_NOTHING or PC_SHED. */

@@ -27,11 +27,23 @@
  * the sfv_db re-pins to the live ETag and goes on without the sidecar,
  * otherwise it fails with SF_EHTTP_412. No HEAD request is ever made.
  *
- * Prefetch. A read of an overflow chain head the sidecar knows fetches the
- * chain's contiguous pages in the same GET and hands its other runs to the
- * prefetch workers (prefetch.c), so a large value costs one round trip.
- * Full-page reads that walk a file in ascending order (a key listing)
- * start a readahead window that doubles up to 32 pages.
+ * Overflow chains. SQLite reads the whole payload of every cell its binary
+ * search compares, so a lookup may need the chains of its leaf's
+ * neighbouring cells as well as its own. With a sidecar (whose chain table
+ * lists every chain): the GET of a leaf also takes the whole chains right
+ * before and after it (where a builder inserting in key order puts the
+ * chains of that leaf's cells), and a read of any other chain head fetches
+ * the chain's contiguous pages in the same GET and its other runs in
+ * parallel (prefetch.c); nothing is fetched for cells SQLite never
+ * compares. So a cold lookup is one ranged GET, two round trips at most.
+ * Without a sidecar, the chains the cells of every fetched B-tree page
+ * point to are noted (head and length, guessed contiguous from the
+ * payload size), so a read of a noted head fetches its chain in one GET.
+ *
+ * Readahead. Full leaf reads that walk a file in ascending order (a key
+ * listing) start a readahead window that doubles up to 32 pages; only
+ * reads that went to the store (or hit an earlier readahead) move it, so
+ * warm reads never cause requests.
  *
  * Errors. SQLite only sees SQLITE_IOERR_*; the SF_E* cause and message are
  * kept per thread for sfv_last_error(). to_sqlite() is the one mapping.
@@ -69,6 +81,8 @@
 #define SFV_DEFAULT_DEADLINE_MS 30000
 #define SFV_RA_START 4                     /* readahead window, pages */
 #define SFV_RA_MAX 32
+#define SFV_ADJ_MAX 16                     /* adjacent chain pages a side */
+#define SFV_HINT_BITS 11                   /* chain hint table: 2048 slots */
 #define SFV_PF_QUEUE 256
 #define SFV_ETAG_MAX 136
 
@@ -94,6 +108,7 @@ struct sfv_db {
 	struct sidecar *sc;                  /* immutable; freed at the end */
 	_Atomic int sc_state;
 	_Atomic(uint8_t) *sc_served;         /* sidecar pages already served */
+	_Atomic uint64_t *hints;             /* chain hints, or NULL */
 	_Atomic int dead;                    /* 0 or the SF_E* it failed with */
 	/*
 	 * db->mu protects pf_pending, refs, closing and dead_msg, and
@@ -136,6 +151,8 @@ static int db_read(struct sfv_db *db, struct sfv_file *f, uint64_t off,
 		   size_t len, uint8_t *buf, size_t *got, char *err,
 		   size_t errlen);
 static void db_release(struct sfv_db *db);
+static void note_chains(struct sfv_db *db, const uint8_t *buf, uint32_t first,
+			uint32_t count);
 
 /* ---- VFS prototypes ---------------------------------------------------- */
 
@@ -463,8 +480,28 @@ static int sfvCurrentTimeInt64(sqlite3_vfs *pVfs, sqlite3_int64 *p)
 
 /* ---- registration ------------------------------------------------------ */
 
+/*
+ * SQLite's memory statistics take one process-wide mutex on every
+ * allocation, and a lookup that compares an overflowing cell allocates its
+ * whole payload: with them on, two threads doing warm lookups barely beat
+ * one. Only possible before SQLite is initialised (later it is
+ * SQLITE_MISUSE, harmlessly ignored).
+ */
+static void setup_once(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static pthread_once_t setup_ctl = PTHREAD_ONCE_INIT;
+
+void sfv_sqlite_setup(void)
+{
+	pthread_once(&setup_ctl, setup_once);
+}
+
 static void register_once(void)
 {
+	sfv_sqlite_setup();
 	ORIGVFS = sqlite3_vfs_find(NULL);
 	if (!ORIGVFS) {
 		reg_rc = SQLITE_ERROR;
@@ -658,6 +695,10 @@ static int db_fetch(struct sfv_db *db, uint64_t off, size_t len,
 		ro.hedge = 1;
 		memset(&info, 0, sizeof(info));
 		*got = 0;
+		sf_log(SF_LOG_DEBUG, "sfvfs: GET pages %llu-%llu of %s",
+		       (unsigned long long)(off / db->ps + 1),
+		       (unsigned long long)((off + len - 1) / db->ps + 1),
+		       db->url);
 		rc = store_get_range(db->st, db->url, off, len, &ro, dst, got,
 				     &info, msg, sizeof(msg));
 		if (rc == 0 && ((tag[0] && info.etag[0] &&
@@ -724,6 +765,9 @@ static void pf_run(struct prefetch_item *it)
 			len = (size_t)(size - off);
 		it->rc = db_fetch(db, off, len, run.buf, &got, it->err,
 				  sizeof(it->err));
+		if (it->rc == 0)
+			note_chains(db, run.buf, run.first,
+				    (uint32_t)(got / db->ps));
 		pcache_complete(pc, &run, it->rc, got, it->err);
 		if (it->rc)
 			return;
@@ -789,63 +833,67 @@ static void prefetch_pages(struct sfv_db *db, uint32_t first, uint32_t count,
 	}
 }
 
-static int cmp_u32(const void *a, const void *b)
+/*
+ * Chain hints (no sidecar): the overflow chains that the cells of every
+ * B-tree page fetched so far point to, as head -> page count (guessed
+ * contiguous from the payload size), in a small lossy table. When SQLite
+ * then reads a hinted head, the guessed chain comes in one GET. A wrong
+ * guess only costs bytes: SQLite follows the real next-page pointers and
+ * any page not fetched is read on demand.
+ */
+static uint32_t hint_slot(uint32_t head)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (head * 0x9E3779B1u) >> (32 - SFV_HINT_BITS);
+}
 
-	return x < y ? -1 : x > y;
+static void note_chains(struct sfv_db *db, const uint8_t *buf, uint32_t first,
+			uint32_t count)
+{
+	uint32_t heads[64], lens[64], i, k, n;
+
+	if (!db->hints || sc_usable(db))
+		return;
+	for (i = 0; i < count; i++) {
+		n = sidecar_page_chains(buf + (size_t)i * db->ps, first + i,
+					db->ps, db->usable, heads, lens, 64);
+		for (k = 0; k < n; k++)
+			atomic_store_explicit(&db->hints[hint_slot(heads[k])],
+					      (uint64_t)heads[k] << 32 | lens[k],
+					      memory_order_relaxed);
+	}
+}
+
+/* The hinted length of a chain starting at pgno (0: no hint). */
+static uint32_t chain_hint(struct sfv_db *db, uint32_t pgno)
+{
+	uint64_t v;
+
+	if (!db->hints)
+		return 0;
+	v = atomic_load_explicit(&db->hints[hint_slot(pgno)],
+				 memory_order_relaxed);
+	return (uint32_t)(v >> 32) == pgno ? (uint32_t)v : 0;
+}
+
+/* Whether a full page is a B-tree leaf (index or table). */
+static int is_leaf(const uint8_t *page, uint32_t pgno)
+{
+	uint8_t t = page[pgno == 1 ? 100 : 0];
+
+	return t == 10 || t == 13;
 }
 
 /*
- * A B-tree page just arrived from the store. SQLite's binary search over
- * its cells, and the value it is after, will read the overflow chains its
- * cells point to: fetch them now, in parallel, as coalesced runs (runs may
- * bridge gaps of up to 2 pages). Chain pages come from the sidecar's
- * chain table, or are guessed contiguous from the payload size.
+ * Sequential readahead, fed with every full leaf page a connection reads
+ * (leaves only: a leaf followed by its own overflow pages is not a scan).
+ * Three leaves in ascending order, each at most 8 pages past the one
+ * before, start a window that doubles up to SFV_RA_MAX pages. `fresh` says
+ * the page came from the store or from an earlier readahead: a connection
+ * that re-reads pages already cached (a new connection warming its own
+ * SQLite cache) never issues requests.
  */
-static void prefetch_cell_chains(struct sfv_db *db, const uint8_t *page,
-				 uint32_t pgno, uint32_t last)
-{
-	uint32_t heads[64], lens[64], pages[256], n, np = 0, i, j;
-
-	if (!db->cache->pf)
-		return;
-	n = sidecar_page_chains(page, pgno, db->ps, db->usable, heads, lens,
-				64);
-	for (i = 0; i < n && np < 256; i++) {
-		const uint32_t *cp;
-		uint32_t cn;
-
-		if (db->sc && sc_usable(db) &&
-		    sidecar_chain(db->sc, heads[i], &cp, &cn) == 0) {
-			for (j = 0; j < cn && np < 256; j++)
-				pages[np++] = cp[j];
-		} else {
-			for (j = 0; j < lens[i] && j < 64 && np < 256; j++)
-				pages[np++] = heads[i] + j;
-		}
-	}
-	qsort(pages, np, sizeof(pages[0]), cmp_u32);
-	for (i = 0; i < np;) {
-		uint32_t first = pages[i], end = pages[i];
-
-		if (first == 0 || first > last) {
-			i++;
-			continue;
-		}
-		for (j = i + 1; j < np && pages[j] <= end + 3 &&
-				pages[j] - first < PCACHE_MAX_RUN &&
-				pages[j] <= last; j++)
-			if (pages[j] > end)
-				end = pages[j];
-		prefetch_pages(db, first, end - first + 1, 0);
-		i = j;
-	}
-}
-
-/* Sequential readahead for a connection reading full page pgno. */
 static void readahead(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
-		      uint32_t last)
+		      uint32_t last, int fresh)
 {
 	uint32_t n;
 
@@ -857,7 +905,7 @@ static void readahead(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 		f->ra_next = 0;
 	}
 	f->seq_last = pgno;
-	if (f->seq_run < 2 || !db->cache->pf)
+	if (f->seq_run < 2 || !db->cache->pf || !fresh)
 		return;
 	if (f->ra_next <= pgno) {
 		f->ra_next = pgno + 1;
@@ -874,9 +922,55 @@ static void readahead(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 	f->ra_win = f->ra_win * 2 > SFV_RA_MAX ? SFV_RA_MAX : f->ra_win * 2;
 }
 
+static int contiguous(const uint32_t *cp, uint32_t cn)
+{
+	uint32_t k;
+
+	for (k = 1; k < cn; k++)
+		if (cp[k] != cp[0] + k)
+			return 0;
+	return 1;
+}
+
+/*
+ * With a sidecar, a page it does not hold (a leaf) is about to be fetched.
+ * A builder that inserts in key order leaves the overflow chains of a
+ * leaf's cells right before or right after the leaf, so whole contiguous
+ * chains (known from the sidecar's chain table, not stored in it) that
+ * touch pgno on either side ride in the same GET, up to SFV_ADJ_MAX pages
+ * a side: the leaf plus whatever chains its binary search or its value
+ * need then cost one request. *before and *after get the page counts.
+ */
+static void adjacent_chains(struct sfv_db *db, uint32_t pgno, uint32_t last,
+			    uint32_t *before, uint32_t *after)
+{
+	const uint32_t *cp;
+	uint32_t cn, head, n, p;
+
+	*before = 0;
+	*after = 0;
+	for (p = pgno; p > 1; p = head) {
+		if (sidecar_chain_ending(db->sc, p - 1, &head, &n) != 0 ||
+		    *before + n > SFV_ADJ_MAX || head >= p ||
+		    sidecar_find(db->sc, p - 1) >= 0)
+			break;
+		*before += n;
+	}
+	for (p = pgno + 1; p <= last; p += cn) {
+		if (sidecar_chain(db->sc, p, &cp, &cn) != 0 ||
+		    *after + cn > SFV_ADJ_MAX || !contiguous(cp, cn) ||
+		    p + (cn - 1) > last || p + (cn - 1) < p ||
+		    sidecar_find(db->sc, p) >= 0)
+			break;
+		*after += cn;
+	}
+}
+
 /*
  * Reads bytes [poff, poff+len) of page pgno into dst: from the sidecar,
- * the cache, or one (single-flight) ranged GET.
+ * the cache, or one (single-flight) ranged GET. Overflow chains are
+ * fetched when SQLite reads their head: the whole chain at once (its
+ * contiguous pages in the demand GET, its other runs in parallel).
  */
 static int read_page(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 		     uint32_t poff, uint32_t len, uint8_t *dst, char *err,
@@ -885,14 +979,15 @@ static int read_page(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 	struct pcache *pc = db->cache->pc;
 	uint64_t size = atomic_load(&db->size);
 	uint32_t last = (uint32_t)((size + db->ps - 1) / db->ps);
-	uint32_t maxc = 1, rest_first = 0, rest_n = 0, j;
+	uint32_t maxc = 1, before = 0, rest_first = 0, rest_n = 0, j;
 	const uint32_t *cp = NULL;
 	uint32_t cn = 0;
-	int rc;
+	int rc, fresh = 0, with_sc = 0;
 
 	if (db->sc && sc_usable(db)) {
 		long i = sidecar_find(db->sc, pgno);
 
+		with_sc = 1;
 		if (i >= 0) {
 			if (atomic_load(&db->sc_state) == SC_UNCONFIRMED) {
 				atomic_store(&db->sc_served[i], 1);
@@ -911,10 +1006,18 @@ static int read_page(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 			while (maxc < cn && maxc < PCACHE_MAX_RUN &&
 			       cp[maxc] == pgno + maxc)
 				maxc++;
+		} else if (pgno <= last) {
+			uint32_t after;
+
+			adjacent_chains(db, pgno, last, &before, &after);
+			maxc = 1 + after;
 		}
+	} else {
+		uint32_t n = chain_hint(db, pgno);
+
+		if (n > 1)
+			maxc = n > PCACHE_MAX_RUN ? PCACHE_MAX_RUN : n;
 	}
-	if (f && poff == 0 && len == db->ps && !cn)
-		readahead(db, f, pgno, last);
 	for (j = maxc; j < cn;) {
 		uint32_t k = 1;
 
@@ -934,14 +1037,15 @@ static int read_page(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 	for (;;) {
 		struct pcache_run run;
 		uint64_t off;
-		size_t flen, got = 0;
+		size_t flen, got = 0, at;
 
-		rc = pcache_get(pc, db->id, pgno, db->ps, poff, len, dst, maxc,
-				&run, err, errlen);
+		rc = pcache_get_span(pc, db->id, pgno, db->ps, poff, len, dst,
+				     before, maxc, &run, &fresh, err, errlen);
 		if (rc == PC_HIT) {
 			rc = 0;
 			break;
 		}
+		fresh = 1;
 		if (rc == PC_NOROOM) {
 			/* a page bigger than the whole budget: uncached */
 			rc = db_fetch(db, (uint64_t)(pgno - 1) * db->ps + poff,
@@ -954,21 +1058,26 @@ static int read_page(struct sfv_db *db, struct sfv_file *f, uint32_t pgno,
 			break;
 		off = (uint64_t)(run.first - 1) * db->ps;
 		flen = (size_t)run.count * db->ps;
+		at = (size_t)(pgno - run.first) * db->ps;
 		if (off + flen > size)
 			flen = off < size ? (size_t)(size - off) : 0;
 		rc = flen ? db_fetch(db, off, flen, run.buf, &got, err, errlen)
 			  : 0;
 		if (rc == 0) {
-			if (got < (size_t)poff + len)
+			if (got < at + poff + len)
 				memset(run.buf + got, 0,
 				       (size_t)run.count * db->ps - got);
-			memcpy(dst, run.buf + poff, len);
-			if (!cn)
-				prefetch_cell_chains(db, run.buf, pgno, last);
+			memcpy(dst, run.buf + at + poff, len);
+			if (!with_sc)
+				note_chains(db, run.buf, run.first,
+					    (uint32_t)(got / db->ps));
 		}
 		pcache_complete(pc, &run, rc, got, err);
 		break;
 	}
+	if (rc == 0 && f && poff == 0 && len == db->ps && !cn &&
+	    is_leaf(dst, pgno))
+		readahead(db, f, pgno, last, fresh);
 	if (rc == 0 && rest_n) {
 		/* no workers: fetch the rest of the chain now, coalesced */
 		for (j = rest_first; j < cn;) {
@@ -1097,6 +1206,7 @@ static void db_free(struct sfv_db *db)
 				 (uint64_t)sidecar_mem(db->sc));
 	sidecar_free(db->sc);
 	free((void *)db->sc_served);
+	free((void *)db->hints);
 	free(db->url);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->cv);
@@ -1256,6 +1366,7 @@ static int first_read(struct sfv_db *db, uint64_t size_hint, char *err,
 	k = (uint32_t)(got / ps);
 	if (k > PCACHE_MAX_RUN)
 		k = PCACHE_MAX_RUN;
+	note_chains(db, buf, 1, k);
 	if (k > 0) {
 		uint8_t *shrunk = realloc(buf, (size_t)k * ps);
 
@@ -1292,7 +1403,8 @@ int sfv_db_open(struct sfv_db **out, const struct sfv_open_spec *spec,
 						: SFV_DEFAULT_DEADLINE_MS;
 	atomic_store(&db->etag, (const char *)db->etag_open);
 	db->url = strdup(spec->db_url);
-	if (!db->url) {
+	db->hints = calloc((size_t)1 << SFV_HINT_BITS, sizeof(*db->hints));
+	if (!db->url || !db->hints) {
 		rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -76,6 +76,16 @@ const char *sfv_db_etag(const struct sfv_db *db);
 int sfv_db_has_sidecar(const struct sfv_db *db);
 uint64_t sfv_db_size(const struct sfv_db *db);
 
+/*
+ * Process-wide SQLite tuning for concurrent lookups: turns SQLite's memory
+ * statistics off (their mutex is taken on every allocation). Effective
+ * only before SQLite is initialised, so callers should call it before any
+ * other sqlite3_* use (the library: first thing in sf_reader_open(); it is
+ * also tried when the VFS registers). Idempotent and thread-safe; changes
+ * nothing else (sqlite3_memory_used() then reports 0).
+ */
+void sfv_sqlite_setup(void);
+
 /* The SF_E* code (0 if none) and message of this thread's last VFS I/O
  * failure; cleared by sfv_clear_error(). */
 int sfv_last_error(char *err, size_t errlen);
@@ -94,7 +104,10 @@ void sfv_cache_stats(struct sfv_cache *c, struct sfv_stats *out);
 /*
  * Sidecar writer (for the builder): builds a FORMAT.md section 7 v8 sidecar
  * for the SQLite file at db_path, bound to db_tag (the ETag the store gave
- * shard.db; "" for unbound). *out (malloc'd, caller frees) gets the bytes.
+ * shard.db; "" for unbound). Besides what shardyfusion stores it holds the
+ * overflow pages of interior index cells (sidecar.h, SIDECAR_BUILD_ICHAINS),
+ * so that opening a shard costs exactly its GET. *out (malloc'd, caller
+ * frees) gets the bytes.
  */
 int sfv_sidecar_build(const char *db_path, const char *db_tag, uint8_t **out,
 		      size_t *outlen, char *err, size_t errlen);

@@ -5,7 +5,10 @@
  * Why it exists: a range reader that opens a shard needs the schema and
  * every interior B-tree page before it can reach a single leaf. The sidecar
  * ships all of them in one compressed GET, so a cold lookup costs one
- * ranged GET of shard.db (plus one per overflow chain).
+ * ranged GET of shard.db. Its chain table lists every overflow chain, so
+ * the VFS fetches a chain whole (and the chains next to a leaf with it);
+ * our writer also stores the chains of interior index cells, which SQLite
+ * reads whenever a search path compares them.
  *
  * Trust: a sidecar is hostile input whose only job is to save requests, so
  * the parser refuses it outright on the first broken rule and the caller
@@ -19,7 +22,8 @@
  *   2. the gap rule shared by parser and writer (btree_gap())
  *   3. the parser and page/slice/chain lookup
  *   4. the writer: a bounded walk of every B-tree of the image that
- *      collects schema pages, interior pages and overflow chains, then the
+ *      collects schema pages, interior pages (with the overflow pages of
+ *      interior index cells) and overflow chains, then the
  *      body serialisation and the zstd wrapper.
  *
  * Omissions: pointer-map pages (auto_vacuum) and freelist pages are never
@@ -53,6 +57,9 @@ struct sidecar {
 	uint32_t *chead;     /* [nchains], ascending */
 	uint32_t *coff;      /* [nchains + 1] */
 	uint32_t *cpages;    /* [coff[nchains]] */
+	uint64_t *ctail;     /* [ntails]: last page << 32 | chain index of
+				every contiguous chain, ascending */
+	uint32_t ntails;
 	uint8_t *body;       /* decompressed body (owns blob) */
 	const uint8_t *blob; /* points into body */
 	size_t body_size;
@@ -164,6 +171,7 @@ void sidecar_free(struct sidecar *sc)
 	free(sc->chead);
 	free(sc->coff);
 	free(sc->cpages);
+	free(sc->ctail);
 	free(sc->body);
 	free(sc);
 }
@@ -171,6 +179,13 @@ void sidecar_free(struct sidecar *sc)
 static uint32_t *u32_array(uint64_t n)
 {
 	return malloc(n ? n * sizeof(uint32_t) : 1);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 /* Decodes the body held by sc (body, body_size) and checks every rule. */
@@ -266,6 +281,20 @@ static int parse_body(struct sidecar *sc, char *err, size_t errlen)
 			return sf_errf(err, errlen, SF_ECORRUPT,
 				       "sidecar: chain %u does not start with "
 				       "its head", sc->chead[i]);
+	sc->ctail = malloc(c ? c * sizeof(*sc->ctail) : 1);
+	if (!sc->ctail)
+		return sf_errf(err, errlen, SF_ENOMEM, "sidecar: out of memory");
+	for (i = 0; i < c; i++) {
+		uint32_t k, cn = sc->coff[i + 1] - sc->coff[i];
+		const uint32_t *cp = sc->cpages + sc->coff[i];
+
+		for (k = 1; k < cn && cp[k] == cp[0] + k; k++)
+			;
+		if (k == cn && cp[0] + (cn - 1) >= cp[0])
+			sc->ctail[sc->ntails++] =
+				(uint64_t)(cp[0] + cn - 1) << 32 | i;
+	}
+	qsort(sc->ctail, sc->ntails, sizeof(*sc->ctail), cmp_u64);
 
 	bloblen = sz - pos;
 	if (sc->off[n] != bloblen)
@@ -427,7 +456,7 @@ int sidecar_parse(struct sidecar **out, const uint8_t *buf, size_t len,
 	}
 	sc->mem = sizeof(*sc) + sc->body_size +
 		  4 * (4 * (size_t)sc->n + 2 + 2 * (size_t)sc->nchains) +
-		  4 * (size_t)sc->coff[sc->nchains];
+		  4 * (size_t)sc->coff[sc->nchains] + 8 * (size_t)sc->ntails;
 	*out = sc;
 	sc = NULL;
 	rc = 0;
@@ -531,9 +560,41 @@ int sidecar_chain(const struct sidecar *sc, uint32_t head,
 	return 0;
 }
 
+int sidecar_chain_ending(const struct sidecar *sc, uint32_t last,
+			 uint32_t *head, uint32_t *n)
+{
+	uint32_t lo = 0, hi = sc->ntails, ci;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if ((uint32_t)(sc->ctail[mid] >> 32) < last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == sc->ntails || (uint32_t)(sc->ctail[lo] >> 32) != last)
+		return -1;
+	ci = (uint32_t)sc->ctail[lo];
+	*head = sc->chead[ci];
+	*n = sc->coff[ci + 1] - sc->coff[ci];
+	return 0;
+}
+
 /* ---- 4. writer ------------------------------------------------------- */
 
 #define BUILD_MAX_DEPTH 40 /* SQLite itself stops at 20 */
+/* Overflow chains of interior index cells are stored too (every lookup
+ * whose search path compares such a cell reads its whole payload), within
+ * these caps: pages per chain, and bytes over all such chains (shallowest
+ * cells first: the root's cells are on every search path). */
+#define BUILD_ICHAIN_MAX 16
+#define BUILD_ICHAINS_BYTES (16u << 20)
+
+/* A chain of an interior index cell that may be stored. */
+struct ichain {
+	uint32_t depth, c0, n; /* pages cpages[c0 .. c0+n) */
+};
 
 struct u32vec {
 	uint32_t *v;
@@ -550,6 +611,9 @@ struct walk {
 	struct u32vec coff;     /* chain start offsets into cpages */
 	struct u32vec cpages;
 	struct u32vec roots;    /* B-tree roots from sqlite_schema */
+	int ichains;            /* store interior-cell chains */
+	struct ichain *ich;     /* candidate interior-cell chains */
+	size_t nich, capich;
 	char *err;
 	size_t errlen;
 };
@@ -592,13 +656,18 @@ static int wmark(struct walk *w, uint32_t pgno)
 
 /*
  * Follows the overflow chain of a payload of P bytes of which `local` are
- * on the page; `first` is the first overflow page. Records the chain (and,
- * for the schema tree, stores its pages). If want_payload is non-NULL, up
- * to cap bytes of the whole payload are gathered into it (schema records).
+ * on the page; `first` is the first overflow page. Records the chain, and
+ * stores its pages for the schema tree (schema = 1); the chain of the cell
+ * of an interior index page at `depth` (schema = 2) becomes a candidate
+ * for ichains_store() when it is short and no page of it could be mistaken
+ * for a B-tree page by the gap rule. If pl is non-NULL, up to cap bytes of
+ * the whole payload are gathered into it (schema records).
  */
 static int walk_chain(struct walk *w, uint32_t first, uint64_t P,
-		      uint32_t local, int schema, uint8_t *pl, size_t cap)
+		      uint32_t local, int schema, int depth, uint8_t *pl,
+		      size_t cap)
 {
+	size_t c0 = w->cpages.n;
 	uint64_t left = P - local, pages = (left + w->usable - 5) / (w->usable - 4);
 	size_t have = local < cap ? local : cap;
 	uint32_t pg = first;
@@ -618,7 +687,7 @@ static int walk_chain(struct walk *w, uint32_t first, uint64_t P,
 		if (rc)
 			return rc;
 		rc = vec_push(&w->cpages, pg);
-		if (!rc && schema)
+		if (!rc && schema == 1)
 			rc = vec_push(&w->pages, pg);
 		if (rc)
 			return rc;
@@ -636,6 +705,55 @@ static int walk_chain(struct walk *w, uint32_t first, uint64_t P,
 		return sf_errf(w->err, w->errlen, SF_ECORRUPT,
 			       "overflow chain at %u longer than its payload",
 			       first);
+	if (schema != 2 || !w->ichains || pages > BUILD_ICHAIN_MAX)
+		return 0;
+	for (i = c0; i < w->cpages.n; i++)
+		if (is_btree_type(wpage(w, w->cpages.v[i])[0]))
+			return 0;
+	if (w->nich == w->capich) {
+		size_t nc = w->capich ? w->capich * 2 : 64;
+		struct ichain *ni = realloc(w->ich, nc * sizeof(*ni));
+
+		if (!ni)
+			return SF_ENOMEM;
+		w->ich = ni;
+		w->capich = nc;
+	}
+	w->ich[w->nich++] = (struct ichain){(uint32_t)depth, (uint32_t)c0,
+					    (uint32_t)pages};
+	return 0;
+}
+
+static int cmp_ichain(const void *a, const void *b)
+{
+	const struct ichain *x = a, *y = b;
+
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return x->c0 < y->c0 ? -1 : x->c0 > y->c0;
+}
+
+/* Stores the candidate interior-cell chains, shallowest first, while they
+ * fit in BUILD_ICHAINS_BYTES. */
+static int ichains_store(struct walk *w)
+{
+	uint64_t left = BUILD_ICHAINS_BYTES / w->ps;
+	size_t i, j;
+	int rc;
+
+	if (w->nich == 0)
+		return 0;
+	qsort(w->ich, w->nich, sizeof(*w->ich), cmp_ichain);
+	for (i = 0; i < w->nich; i++) {
+		if (w->ich[i].n > left)
+			continue;
+		for (j = 0; j < w->ich[i].n; j++) {
+			rc = vec_push(&w->pages, w->cpages.v[w->ich[i].c0 + j]);
+			if (rc)
+				return rc;
+		}
+		left -= w->ich[i].n;
+	}
 	return 0;
 }
 
@@ -782,7 +900,7 @@ static int walk_tree(struct walk *w, uint32_t pgno, int schema, int depth,
 			memcpy(rec, c, local < cap ? local : cap);
 			if (P > X) {
 				rc = walk_chain(w, get_be32(c + local), P,
-						local, 1, rec, cap);
+						local, 1, depth, rec, cap);
 				if (rc)
 					return rc;
 			}
@@ -800,7 +918,8 @@ static int walk_tree(struct walk *w, uint32_t pgno, int schema, int depth,
 			}
 		} else if (P > X) {
 			rc = walk_chain(w, get_be32(c + local), P, local,
-					schema, NULL, 0);
+					schema ? 1 : interior ? 2 : 0, depth,
+					NULL, 0);
 			if (rc)
 				return rc;
 		}
@@ -885,6 +1004,13 @@ static int cmp_chain(const void *a, const void *b, void *arg)
 int sidecar_build_body(const uint8_t *db, size_t dblen, uint8_t **body,
 		       size_t *bodylen, char *err, size_t errlen)
 {
+	return sidecar_build_body_ex(db, dblen, 0, body, bodylen, err, errlen);
+}
+
+int sidecar_build_body_ex(const uint8_t *db, size_t dblen, unsigned flags,
+			  uint8_t **body, size_t *bodylen, char *err,
+			  size_t errlen)
+{
 	struct walk w = {0};
 	uint32_t *order = NULL;
 	uint8_t *b = NULL, *q;
@@ -915,6 +1041,7 @@ int sidecar_build_body(const uint8_t *db, size_t dblen, uint8_t **body,
 	w.npages = (uint32_t)(dblen / w.ps);
 	w.err = err;
 	w.errlen = errlen;
+	w.ichains = (flags & SIDECAR_BUILD_ICHAINS) != 0;
 	w.seen = calloc((size_t)w.npages + 1, 1);
 	if (!w.seen) {
 		rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
@@ -926,6 +1053,8 @@ int sidecar_build_body(const uint8_t *db, size_t dblen, uint8_t **body,
 			continue; /* two schema rows share a root: harmless */
 		rc = walk_tree(&w, w.roots.v[i], 0, 0, 0);
 	}
+	if (!rc)
+		rc = ichains_store(&w);
 	if (rc)
 		goto out;
 	rc = SF_ENOMEM;
@@ -1032,6 +1161,7 @@ out:
 	free(w.coff.v);
 	free(w.cpages.v);
 	free(w.roots.v);
+	free(w.ich);
 	return rc;
 }
 
@@ -1113,7 +1243,8 @@ int sfv_sidecar_build(const char *db_path, const char *db_tag, uint8_t **out,
 			     db_path, strerror(errno));
 		goto out;
 	}
-	rc = sidecar_build_body(map, maplen, &body, &bodylen, err, errlen);
+	rc = sidecar_build_body_ex(map, maplen, SIDECAR_BUILD_ICHAINS, &body,
+				   &bodylen, err, errlen);
 	if (rc) {
 		sf_err_prefix(err, errlen, "sidecar of %s", db_path);
 		goto out;

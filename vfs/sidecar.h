@@ -74,6 +74,12 @@ void sidecar_gap(const struct sidecar *sc, uint32_t i, uint32_t *at,
 int sidecar_chain(const struct sidecar *sc, uint32_t head,
 		  const uint32_t **pages, uint32_t *n);
 
+/* The overflow chain whose pages are contiguous and end at page `last`:
+ * its *head and length *n (pages *head .. last). Returns 0, or -1 when no
+ * such chain ends there. */
+int sidecar_chain_ending(const struct sidecar *sc, uint32_t last,
+			 uint32_t *head, uint32_t *n);
+
 /*
  * Lists the overflow chains the cells of one B-tree page point to: for each
  * cell with overflow, heads[k] is its first overflow page and npages[k] the
@@ -88,11 +94,26 @@ uint32_t sidecar_page_chains(const uint8_t *page, uint32_t pgno, uint32_t ps,
 /*
  * Writer. Builds the uncompressed body for the SQLite image db[0:dblen]
  * (borrowed): every schema page (the sqlite_schema tree with its overflow
- * pages), every interior page of every other B-tree, and every overflow
- * chain. *body (malloc'd, caller frees) and *bodylen get the result.
+ * pages), every interior page of every other B-tree, and the chain table
+ * of every overflow chain: byte for byte what shardyfusion writes. *body
+ * (malloc'd, caller frees) and *bodylen get the result.
  */
 int sidecar_build_body(const uint8_t *db, size_t dblen, uint8_t **body,
 		       size_t *bodylen, char *err, size_t errlen);
+
+/*
+ * The same with flags. SIDECAR_BUILD_ICHAINS also stores the overflow
+ * pages of interior index cells: SQLite reads the whole payload of every
+ * cell its binary search compares, and interior cells sit on many search
+ * paths, so without them the first lookups of a shard cost extra GETs.
+ * Chains of at most 16 pages, at most 16 MiB of them, shallowest cells
+ * first. Still a valid v8 sidecar (the page table may hold any page).
+ * sfv_sidecar_build() uses it.
+ */
+#define SIDECAR_BUILD_ICHAINS 1u
+int sidecar_build_body_ex(const uint8_t *db, size_t dblen, unsigned flags,
+			  uint8_t **body, size_t *bodylen, char *err,
+			  size_t errlen);
 /* Wraps a body in the prefix + zstd frame (with content checksum). */
 int sidecar_wrap(const uint8_t *body, size_t bodylen, uint32_t page_size,
 		 const char *db_tag, uint8_t **out, size_t *outlen, char *err,

@@ -80,6 +80,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							     cp[0] != pg))
 			abort();
 	}
+	/* tail lookups: any answer must name a contiguous chain ending there */
+	for (i = 0; i < 64; i++) {
+		uint32_t last = i < 32 ? i + 1 : (uint32_t)(size * 2654435761u + i),
+			 head, n;
+		const uint32_t *cp;
+		uint32_t cn, k;
+
+		if (sidecar_chain_ending(sc, last, &head, &n) != 0)
+			continue;
+		if (sidecar_chain(sc, head, &cp, &cn) != 0 || cn != n ||
+		    head + (n - 1) != last)
+			abort();
+		for (k = 0; k < cn; k++)
+			if (cp[k] != head + k)
+				abort();
+	}
 	free(page);
 	sidecar_free(sc);
 	return 0;

@@ -3,8 +3,9 @@
  * single-flight (a reader of a page already claimed waits for that one
  * fetch and gets its bytes or its error), the hard budget (never
  * exceeded; a claim that does not fit waits for a landing; prefetch is
- * shed first) and eviction. The order of events is forced by holding a
- * claim open, never by sleeping.
+ * shed first) and eviction; spans that also claim the pages before the
+ * one asked for; the report of a first hit on a prefetched page. The order
+ * of events is forced by holding a claim open, never by sleeping.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -205,5 +206,95 @@ Test(pcache, lru_keeps_recent_pages_and_counts_wasted_prefetch)
 	pcache_drop_db(pc, 7);
 	pcache_stats(pc, &s);
 	cr_assert_eq(s.cache_bytes, 0);
+	pcache_free(pc);
+}
+
+/* Fills a claimed run with the byte (page number & 0xff) on each page. */
+static void fill_run(struct pcache_run *run)
+{
+	uint32_t i;
+
+	for (i = 0; i < run->count; i++)
+		memset(run->buf + (size_t)i * PS, (int)((run->first + i) & 0xff),
+		       PS);
+}
+
+Test(pcache, a_span_claims_absent_pages_on_both_sides)
+{
+	struct pcache *pc = NULL;
+	struct pcache_run run;
+	struct sfv_stats s;
+	uint8_t dst[PS];
+	uint32_t p;
+
+	cr_assert_eq(pcache_new(&pc, 64 * PS), 0);
+	/* page 7 is cached: a span around 10 stops right after it */
+	cr_assert_eq(pcache_get(pc, 1, 7, PS, 0, PS, dst, 1, &run, NULL, 0),
+		     PC_CLAIMED);
+	fill_run(&run);
+	pcache_complete(pc, &run, 0, PS, NULL);
+	cr_assert_eq(pcache_get_span(pc, 1, 10, PS, 0, PS, dst, 5, 3, &run,
+				     NULL, NULL, 0), PC_CLAIMED);
+	cr_assert_eq(run.first, 8, "pages before 10, up to the cached 7");
+	cr_assert_eq(run.count, 5, "8, 9, 10, 11, 12");
+	fill_run(&run);
+	pcache_complete(pc, &run, 0, (size_t)run.count * PS, NULL);
+	for (p = 7; p <= 12; p++) {
+		cr_assert_eq(pcache_get(pc, 1, p, PS, 0, PS, dst, 1, &run,
+					NULL, 0), PC_HIT, "page %u", p);
+		cr_assert_eq(dst[0], p & 0xff);
+		cr_assert_eq(dst[PS - 1], p & 0xff);
+	}
+	/* never below page 1 */
+	cr_assert_eq(pcache_get_span(pc, 1, 2, PS, 0, PS, dst, 40, 1, &run,
+				     NULL, NULL, 0), PC_CLAIMED);
+	cr_assert_eq(run.first, 1);
+	cr_assert_eq(run.count, 2);
+	pcache_complete(pc, &run, SF_EIO, 0, "dropped");
+	pcache_stats(pc, &s);
+	cr_assert_eq(s.inflight_fetches, 0);
+	cr_assert_eq(s.cache_bytes, 6 * PS);
+	pcache_free(pc);
+}
+
+Test(pcache, a_span_gives_up_its_before_pages_first_under_pressure)
+{
+	struct pcache *pc = NULL;
+	struct pcache_run run, hold;
+	uint8_t dst[PS];
+
+	cr_assert_eq(pcache_new(&pc, 4 * PS), 0);
+	/* 2 pages in flight: 2 left for the span of 3 + 3 */
+	cr_assert_eq(pcache_get(pc, 1, 100, PS, 0, PS, dst, 2, &hold, NULL, 0),
+		     PC_CLAIMED);
+	cr_assert_eq(hold.count, 2);
+	cr_assert_eq(pcache_get_span(pc, 1, 20, PS, 0, PS, dst, 3, 3, &run,
+				     NULL, NULL, 0), PC_CLAIMED);
+	cr_assert_eq(run.first, 20, "the before-pages went first");
+	cr_assert_eq(run.count, 2);
+	pcache_complete(pc, &run, SF_EIO, 0, "dropped");
+	pcache_complete(pc, &hold, SF_EIO, 0, "dropped");
+	pcache_free(pc);
+}
+
+Test(pcache, the_first_hit_on_a_prefetched_page_is_reported)
+{
+	struct pcache *pc = NULL;
+	struct pcache_run run;
+	uint8_t dst[PS];
+	int pf = 0;
+
+	cr_assert_eq(pcache_new(&pc, 16 * PS), 0);
+	cr_assert_eq(pcache_claim_prefetch(pc, 1, 3, 2, PS, &run), PC_CLAIMED);
+	fill_run(&run);
+	pcache_complete(pc, &run, 0, 2 * PS, NULL);
+	cr_assert_eq(pcache_get_span(pc, 1, 4, PS, 0, PS, dst, 0, 1, &run,
+				     &pf, NULL, 0), PC_HIT);
+	cr_assert_eq(pf, 1);
+	cr_assert_eq(dst[0], 4);
+	pf = 0;
+	cr_assert_eq(pcache_get_span(pc, 1, 4, PS, 0, PS, dst, 0, 1, &run,
+				     &pf, NULL, 0), PC_HIT);
+	cr_assert_eq(pf, 0, "only the first hit consumes the mark");
 	pcache_free(pc);
 }

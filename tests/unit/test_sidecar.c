@@ -2,12 +2,15 @@
  * test_sidecar.c -- the FORMAT.md section 7 sidecar: every real fixture
  * sidecar parses, is bound to the ETag info.json recorded, and rebuilds to
  * the pages of its shard.db; our writer reproduces the fixtures' bodies;
- * and each rejection rule refuses a sidecar crafted to break it (built by
- * our writer, then mutated).
+ * with SIDECAR_BUILD_ICHAINS it adds exactly the overflow pages of
+ * interior index cells; the tail lookup of contiguous chains; and each
+ * rejection rule refuses a sidecar crafted to break it (built by our
+ * writer, then mutated).
  */
 #include <criterion/criterion.h>
 #include <glob.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,4 +700,155 @@ Test(sidecar, rejects_a_tag_that_is_not_the_live_etag)
 	expect_reject(sc, len, &unq, "differs from the live ETag");
 	free(sc);
 	free(body);
+}
+
+/* ---- interior-cell chains and chain tails ------------------------------ */
+
+/* A key-ordered shard with every 50th value on a 2-4 page overflow chain
+ * (so some of them end up in interior index cells). Returns the image. */
+static uint8_t *big_cell_db(size_t *len)
+{
+	char *dir = sft_tmpdir(), *path = NULL, k[32];
+	uint8_t *v = malloc(16384), *img;
+	sqlite3 *s = NULL;
+	sqlite3_stmt *q = NULL;
+	int i;
+
+	cr_assert(asprintf(&path, "%s/big.db", dir) > 0);
+	cr_assert_eq(sqlite3_open(path, &s), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(s, "PRAGMA page_size = 4096; "
+				  "CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB "
+				  "NOT NULL) WITHOUT ROWID; BEGIN", NULL, NULL,
+				  NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(s, "INSERT INTO kv VALUES (?, ?)", -1,
+					&q, NULL), SQLITE_OK);
+	for (i = 0; i < 6000; i++) {
+		int n = i % 50 == 3 ? 6000 + (i * 37) % 8000 : 100;
+
+		snprintf(k, sizeof(k), "key-%06d", i);
+		memset(v, 'a' + i % 26, (size_t)n);
+		sqlite3_bind_blob(q, 1, k, (int)strlen(k), SQLITE_STATIC);
+		sqlite3_bind_blob(q, 2, v, n, SQLITE_STATIC);
+		cr_assert_eq(sqlite3_step(q), SQLITE_DONE);
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	cr_assert_eq(sqlite3_exec(s, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(s);
+	img = sft_read_file(path, len);
+	cr_assert(img);
+	sft_rmrf(dir);
+	free(dir);
+	free(path);
+	free(v);
+	return img;
+}
+
+static struct sidecar *parse_body(const uint8_t *body, size_t blen)
+{
+	struct sidecar_check chk = {0};
+	struct sidecar *sc = NULL;
+	char err[256] = "";
+	size_t len;
+	uint8_t *w = wrap(body, blen, 4096, "\"t\"", &len);
+
+	cr_assert_eq(sidecar_parse(&sc, w, len, &chk, err, sizeof(err)), 0,
+		     "%s", err);
+	free(w);
+	return sc;
+}
+
+Test(sidecar, ichains_adds_exactly_the_interior_cells_chains)
+{
+	size_t dblen, b0len, b1len;
+	uint8_t *db = big_cell_db(&dblen), *b0 = NULL, *b1 = NULL;
+	uint8_t *want = calloc(dblen / 4096 + 1, 1), page[4096];
+	uint32_t npg = (uint32_t)(dblen / 4096), pg, i, extra = 0;
+	struct sidecar *s0, *s1;
+	char err[256] = "";
+
+	cr_assert_eq(sidecar_build_body(db, dblen, &b0, &b0len, err,
+					sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sidecar_build_body_ex(db, dblen, SIDECAR_BUILD_ICHAINS,
+					   &b1, &b1len, err, sizeof(err)), 0,
+		     "%s", err);
+	s0 = parse_body(b0, b0len);
+	s1 = parse_body(b1, b1len);
+	/* the chains interior index cells point to, found independently */
+	for (pg = 2; pg <= npg; pg++) {
+		const uint8_t *p = db + (size_t)(pg - 1) * 4096;
+		uint32_t heads[64], lens[64], n, k;
+
+		if (p[0] != 2)
+			continue;
+		n = sidecar_page_chains(p, pg, 4096, 4096, heads, lens, 64);
+		for (k = 0; k < n; k++) {
+			const uint32_t *cp;
+			uint32_t cn, j;
+
+			cr_assert_eq(sidecar_chain(s1, heads[k], &cp, &cn), 0);
+			for (j = 0; j < cn; j++)
+				want[cp[j]] = 1;
+		}
+	}
+	for (pg = 1; pg <= npg; pg++)
+		extra += want[pg];
+	cr_assert_gt(extra, 0, "the test database has big interior cells");
+	cr_assert_eq(sidecar_npages(s1), sidecar_npages(s0) + extra);
+	cr_assert_eq(sidecar_nchains(s1), sidecar_nchains(s0));
+	for (i = 0; i < sidecar_npages(s1); i++) {
+		pg = sidecar_pgno(s1, i);
+		cr_assert(sidecar_find(s0, pg) >= 0 || want[pg],
+			  "page %u stored for no reason", pg);
+		if (want[pg]) {
+			/* overflow pages are stored whole */
+			sidecar_read(s1, i, 0, 4096, page);
+			cr_assert_eq(memcmp(page, db + (size_t)(pg - 1) * 4096,
+					    4096), 0, "page %u", pg);
+		}
+	}
+	sidecar_free(s0);
+	sidecar_free(s1);
+	free(b0);
+	free(b1);
+	free(want);
+	free(db);
+}
+
+Test(sidecar, chain_ending_finds_every_contiguous_chain_by_its_tail)
+{
+	size_t dblen, blen;
+	uint8_t *db = big_cell_db(&dblen), *b = NULL;
+	uint32_t npg = (uint32_t)(dblen / 4096), pg, found = 0, head, n;
+	struct sidecar *sc;
+	char err[256] = "";
+
+	cr_assert_eq(sidecar_build_body(db, dblen, &b, &blen, err,
+					sizeof(err)), 0, "%s", err);
+	sc = parse_body(b, blen);
+	for (pg = 1; pg <= npg; pg++) {
+		const uint32_t *cp;
+		uint32_t cn, j;
+
+		if (sidecar_chain(sc, pg, &cp, &cn) != 0)
+			continue;
+		for (j = 1; j < cn && cp[j] == cp[0] + j; j++)
+			;
+		if (j < cn)
+			continue; /* not contiguous: no tail entry */
+		cr_assert_eq(sidecar_chain_ending(sc, pg + cn - 1, &head, &n),
+			     0, "chain %u", pg);
+		cr_assert_eq(head, pg);
+		cr_assert_eq(n, cn);
+		if (cn > 1)
+			cr_assert_eq(sidecar_chain_ending(sc, pg + cn - 2,
+							  &head, &n), -1);
+		found++;
+	}
+	cr_assert_gt(found, 10);
+	cr_assert_eq(sidecar_chain_ending(sc, 1, &head, &n), -1);
+	cr_assert_eq(sidecar_chain_ending(sc, npg + 100, &head, &n), -1);
+	sidecar_free(sc);
+	free(b);
+	free(db);
 }
