@@ -346,6 +346,41 @@ struct fs_node *fs_node_get(struct fs *fs, fuse_ino_t ino)
 	return n;
 }
 
+struct fs_node *fs_node_hold(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *n = NULL;
+
+	pthread_mutex_lock(&fs->mu);
+	HASH_FIND(hh, fs->by_ino, &ino, sizeof(ino), n);
+	if (n)
+		n->busy++;
+	pthread_mutex_unlock(&fs->mu);
+	return n;
+}
+
+void fs_node_put(struct fs *fs, struct fs_node *n)
+{
+	struct fs_view *dead = NULL;
+	int last;
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&fs->mu);
+	last = --n->busy == 0 && n->gone;
+	if (last)
+		dead = view_put_locked(fs, n->view);
+	pthread_mutex_unlock(&fs->mu);
+	if (last) {
+		view_free(dead);
+		node_free(n);
+	}
+}
+
+/*
+ * Freed at once unless a handler holds the node: the kernel may forget an
+ * inode as soon as it has a reply, before the handler that sent it has
+ * returned (a read replying from n->data, then caching a value in n).
+ */
 void fs_node_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fs_node *n = NULL;
@@ -369,7 +404,13 @@ void fs_node_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 		HASH_DELETE(hid, fs->by_id, n);
 	if (n->cached)
 		fs->cached_bytes -= n->size;
+	n->cached = 0;
 	fs->nodes--;
+	if (n->busy > 0) {
+		n->gone = 1;    /* the last fs_node_put() frees it */
+		pthread_mutex_unlock(&fs->mu);
+		return;
+	}
 	dead = view_put_locked(fs, n->view);
 	pthread_mutex_unlock(&fs->mu);
 	view_free(dead);
@@ -379,7 +420,8 @@ void fs_node_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 void fs_node_cache_value(struct fs *fs, struct fs_node *n, char *data)
 {
 	pthread_mutex_lock(&fs->mu);
-	if (!n->data && fs->cached_bytes + n->size <= fs->cfg.value_cache) {
+	if (!n->data && !n->gone &&
+	    fs->cached_bytes + n->size <= fs->cfg.value_cache) {
 		n->data = data;
 		n->cached = 1;
 		fs->cached_bytes += n->size;

@@ -98,6 +98,8 @@ struct fs_node {
 	struct fs_name *names;         /* names under stable dirs; fs->mu */
 	char *id;                      /* identity for dedup, or NULL; owned */
 	size_t idlen;
+	unsigned busy;                 /* handlers holding it; fs->mu */
+	int gone;                      /* forgotten while busy; fs->mu */
 	UT_hash_handle hh;             /* fs->by_ino */
 	UT_hash_handle hid;            /* fs->by_id */
 };
@@ -195,13 +197,24 @@ struct fs_node *fs_node_add(struct fs *fs, struct fs_node *n, int dedup);
 struct fs_node *fs_node_reuse(struct fs *fs, enum fs_kind kind,
 			      struct fs_view *v, uint32_t db,
 			      const uint8_t *key, size_t klen);
-/* Node for an inode number the kernel knows, or NULL. */
+/* Node for an inode number the kernel knows, or NULL. Valid until the
+ * request's reply is sent: the kernel may forget the inode as soon as it
+ * has the reply (see fs_node_hold). */
 struct fs_node *fs_node_get(struct fs *fs, fuse_ino_t ino);
+/*
+ * Like fs_node_get, but the node (its data and view included) stays valid
+ * past the reply, until fs_node_put(): for handlers that reply from the
+ * node's memory or touch it after replying (reads). A node forgotten
+ * meanwhile is freed by the last fs_node_put().
+ */
+struct fs_node *fs_node_hold(struct fs *fs, fuse_ino_t ino);
+void fs_node_put(struct fs *fs, struct fs_node *n);
 /* The kernel forgot `nlookup` lookups of ino. */
 void fs_node_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup);
-/* Stores a value (from sf_snapshot_get) in a key node if the value budget
- * allows; takes `data` (sf_free'd if not stored or if another thread stored
- * one first). Key node data is always library memory (sf_free); the data
+/* Stores a value (from sf_snapshot_get) in a key node (held, see
+ * fs_node_hold) if the value budget allows and the node is not forgotten;
+ * takes `data` (sf_free'd if not stored or if another thread stored one
+ * first). Key node data is always library memory (sf_free); the data
  * of every other node is malloc'd. */
 void fs_node_cache_value(struct fs *fs, struct fs_node *n, char *data);
 

@@ -46,7 +46,7 @@
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t),
 	       "inode numbers are 64-bit counters");
 
-#define ERRLEN 256
+#define ERRLEN 640   /* store errors name URLs; keep the cause */
 
 static struct fs *fs_data(fuse_req_t req)
 {
@@ -492,11 +492,16 @@ static int refetch(struct fs *fs, struct fs_node *n, void **val)
 	return 0;
 }
 
+/*
+ * Replies from the node's memory, so the node is held (fs_node_hold) until
+ * after the reply: the kernel may forget the inode as soon as it has the
+ * data, and a FORGET handled on another thread must not free it under us.
+ */
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_data(req);
-	struct fs_node *n = fs_node_get(fs, ino);
+	struct fs_node *n = fs_node_hold(fs, ino);
 	const char *data;
 	void *val = NULL;
 	size_t len;
@@ -510,32 +515,34 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (fs_kind_is_dir(n->kind)) {
 		fuse_reply_err(req, EISDIR);
-		return;
+		goto out;
 	}
 	if (off < 0 || (uint64_t)off >= n->size) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+		goto out;
 	}
 	len = n->size - (uint64_t)off < size ? (size_t)(n->size - (uint64_t)off)
 					      : size;
 	pthread_mutex_lock(&fs->mu);
-	data = n->data;   /* once set, freed only when the node is forgotten */
+	data = n->data;   /* once set, freed only when the node is freed */
 	pthread_mutex_unlock(&fs->mu);
 	if (data) {
 		fuse_reply_buf(req, data + off, len);
-		return;
+		goto out;
 	}
 	if (n->kind != FS_KEY) {
 		fuse_reply_err(req, EIO);
-		return;
+		goto out;
 	}
 	rc = refetch(fs, n, &val);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
-		return;
+		goto out;
 	}
 	fuse_reply_buf(req, (const char *)val + off, len);
 	fs_node_cache_value(fs, n, val);
+out:
+	fs_node_put(fs, n);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,

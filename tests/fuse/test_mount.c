@@ -3,24 +3,34 @@
  * shardyfusion fixtures (file:// prefixes): every key read through stat,
  * open()+read(), partial reads and cat; odd names; ENOENT vs EIO; refresh
  * with an open file; history/; shards/ and the JSON files; xattrs; EROFS;
- * concurrent readers; daemon mode; the mount(8) helper; clean unmounts.
+ * concurrent readers; daemon mode; the mount(8) helper, directly and via
+ * `mount -t fuse.shardyfs` on an installed tree; range reads over S3 from a
+ * private moto_server killed mid-test (EIO, never ENOENT); uid=, gid=,
+ * umask= and allow_other against other users; no leaks at unmount under
+ * AddressSanitizer; --help and README-mount.md naming every option.
  *
- * Each test mounts in its own temporary directory. The daemon runs in the
- * foreground as a child of the test with PR_SET_PDEATHSIG, and the suite's
- * .fini unmounts, so a failing or crashing test leaves no mount behind.
- * Skipped (cr_skip_test) only when /dev/fuse is missing.
+ * Each test mounts in its own temporary directory. The daemon (and the
+ * S3 test's moto_server) runs as a child of the test with
+ * PR_SET_PDEATHSIG, and the suite's .fini unmounts and kills the server,
+ * so a failing or crashing test leaves no mount or process behind.
+ * Skipped (cr_skip_test) only when /dev/fuse is missing, and the tests
+ * that switch users or use mount(8) also when not run as root.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -36,6 +46,7 @@ static struct mnt {
 	char *dir;
 	char *log;
 	pid_t pid;
+	pid_t moto;          /* private moto_server (S3 tests), its own group */
 } M;
 
 static void sleep_ms(long ms)
@@ -118,9 +129,34 @@ static int mount_stop(void)
 	return st;
 }
 
+static void moto_kill(void)
+{
+	if (M.moto > 0) {
+		kill(-M.moto, SIGKILL);
+		kill(M.moto, SIGKILL);
+		waitpid(M.moto, NULL, 0);
+		M.moto = 0;
+	}
+}
+
+/* Unmounts and requires a clean exit of the daemon (its log otherwise). */
+static void stop_clean(void)
+{
+	int st = mount_stop();
+
+	if (st != 0) {
+		char *log = log_text();
+
+		cr_assert_fail("daemon exit status %#x (%s): %s", st,
+			       WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) :
+			       "exit code", log);
+	}
+}
+
 static void teardown(void)
 {
 	mount_stop();
+	moto_kill();
 	if (M.dir && is_mounted(M.dir)) {
 		char *cmd = NULL;
 
@@ -140,8 +176,13 @@ static void teardown(void)
 
 TestSuite(mount, .init = setup, .fini = teardown, .timeout = 300);
 
-/* Starts `shardyfs mount SRC DIR -f [-o OPTS]` and waits for the mount. */
-static void mount_start(const char *src, const char *opts)
+/*
+ * Starts `shardyfs mount SRC DIR -f [-o OPTS]` and waits for the mount.
+ * `env` (NULL-terminated, may be NULL) changes the daemon's environment:
+ * "NAME=VALUE" sets, a bare "NAME" unsets.
+ */
+static void mount_start_env(const char *src, const char *opts,
+			    const char *const *env)
 {
 	const char *cli = sft_cli();
 
@@ -154,6 +195,12 @@ static void mount_start(const char *src, const char *opts)
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
+		}
+		for (size_t i = 0; env && env[i]; i++) {
+			if (strchr(env[i], '='))
+				putenv((char *)env[i]);
+			else
+				unsetenv(env[i]);
 		}
 		if (opts)
 			execl(cli, cli, "mount", src, M.dir, "-f", "-o", opts,
@@ -176,6 +223,11 @@ static void mount_start(const char *src, const char *opts)
 		sleep_ms(50);
 	}
 	cr_assert_fail("mount did not appear: %s", log_text());
+}
+
+static void mount_start(const char *src, const char *opts)
+{
+	mount_start_env(src, opts, NULL);
 }
 
 static void mount_fixture(const char *name, const char *opts)
@@ -339,7 +391,7 @@ static void check_every_key(const char *fixture)
 		free(p);
 	}
 	sft_answers_free(a, n);
-	cr_assert_eq(mount_stop(), 0, "daemon exit status");
+	stop_clean();
 	cr_assert_not(is_mounted(M.dir));
 }
 
@@ -456,7 +508,7 @@ Test(mount, answers_enoent_for_absent_keys_and_undecodable_names)
 		expect_errno("nothing-here", ENOENT);
 		expect_errno("shards/db=99999", ENOENT);
 		expect_errno("shards/db=0", ENOENT);
-		cr_assert_eq(mount_stop(), 0);
+		stop_clean();
 	}
 }
 
@@ -528,7 +580,7 @@ Test(mount, answers_eio_not_enoent_when_the_store_fails)
 		cr_assert_not_null(json_object_get(h, "status"));
 		json_decref(h);
 	}
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 	free(opts);
 	free(cmd);
 	free(snap);
@@ -668,7 +720,7 @@ Test(mount, refresh_keeps_open_files_on_their_snapshot)
 	free(out);
 	expect_content("keys/item-00001", "utf8", "item-00001");
 	expect_errno("keys/one", ENOENT);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 	sft_answers_free(a, n);
 	free(p);
 	free(snap);
@@ -694,7 +746,7 @@ Test(mount, failed_refresh_keeps_the_old_snapshot_and_shows_in_health)
 			 "error"));
 	cr_assert_eq(json_integer_value(json_object_get(h, "generation")), 1);
 	json_decref(h);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 	free(cur);
 	free(snap);
 }
@@ -712,7 +764,7 @@ Test(mount, polls_current_with_the_refresh_option)
 		sleep_ms(50);
 	cr_assert_eq(root_xattr_u64("user.shardyfs.generation"), 2);
 	expect_content("keys/one", "sparse", "one");
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 	free(snap);
 }
 
@@ -776,7 +828,7 @@ Test(mount, serves_many_concurrent_readers)
 			     ra[i].failures);
 	}
 	sft_answers_free(a, n);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 }
 
 /* ---- read-only --------------------------------------------------------- */
@@ -811,7 +863,7 @@ Test(mount, refuses_every_write_with_erofs)
 	cr_assert_eq(setxattr(M.dir, "user.shardyfs.refresh", "1", 1, 0), -1);
 	cr_assert_eq(errno, EROFS);
 	expect_content("keys/item-00001", "utf8", "item-00001");
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 	free(k);
 	free(nk);
 	free(d);
@@ -939,7 +991,7 @@ static void check_shards(const char *fixture)
 	json_decref(snapj);
 	json_decref(info);
 	sft_answers_free(a, na);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 }
 
 Test(mount, lists_shards_with_info_and_keys_utf8) { check_shards("utf8"); }
@@ -979,7 +1031,7 @@ Test(mount, answers_snapshot_health_stats_and_root_xattrs)
 	json_decref(h);
 	json_decref(s);
 	json_decref(s2);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 }
 
 Test(mount, lists_keys_only_with_list_keys)
@@ -992,14 +1044,14 @@ Test(mount, lists_keys_only_with_list_keys)
 	n = list_dir("keys", &names);
 	cr_assert_eq(n, 0);
 	free_names(names, n);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 
 	mount_fixture("utf8", "list_keys");
 	n = list_dir("keys", &names);
 	cr_assert_eq(n, na);
 	free_names(names, n);
 	sft_answers_free(a, na);
-	cr_assert_eq(mount_stop(), 0);
+	stop_clean();
 }
 
 /* ---- daemon mode and mount(8) ------------------------------------------ */
@@ -1055,4 +1107,819 @@ Test(mount, mount_helper_translates_mount8_options)
 	free(cmd);
 	free(err);
 	free(url);
+}
+
+/* ---- S3: a private moto_server that dies mid-test ---------------------- */
+
+/* A free TCP port on 127.0.0.1 (the kernel's choice; 0 on error). */
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	if (fd < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int port_open(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+/*
+ * Starts a moto_server of this test only (signature checks off, which is
+ * moto's default) in its own process group, killed with the test process
+ * (PR_SET_PDEATHSIG) and by the suite's .fini. Fills s3 with its endpoint
+ * and made-up credentials (sent, not checked).
+ */
+static void moto_start(struct sft_s3 *s3)
+{
+	char *mlog = NULL, port_s[16];
+	int port = 0;
+
+	if (asprintf(&mlog, "%s/moto.log", M.tmp) < 0)
+		abort();
+	for (int tries = 0; tries < 5 && !port; tries++) {
+		port = free_port();
+		if (port && port_open(port))
+			port = 0;
+	}
+	cr_assert_gt(port, 0, "no free port");
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	M.moto = fork();
+	cr_assert_geq(M.moto, 0);
+	if (M.moto == 0) {
+		int fd = open(mlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		unsetenv("INITIAL_NO_AUTH_ACTION_COUNT");
+		execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p",
+		       port_s, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(M.moto, M.moto);    /* both sides: no race with kill(-pgid) */
+	/* A generous readiness deadline, not a timing assertion. */
+	for (int i = 0; !port_open(port); i++) {
+		int st;
+
+		if (waitpid(M.moto, &st, WNOHANG) == M.moto) {
+			size_t n;
+			char *t = (char *)sft_read_file(mlog, &n);
+
+			M.moto = 0;
+			cr_assert_fail("moto_server exited (status %d; install "
+				       "moto[server], see packaging/deps.sh): "
+				       "%s", st, t ? t : "");
+		}
+		cr_assert_lt(i, 1200, "moto_server did not start");
+		sleep_ms(50);
+	}
+	memset(s3, 0, sizeof(*s3));
+	snprintf(s3->endpoint, sizeof(s3->endpoint), "http://127.0.0.1:%d",
+		 port);
+	snprintf(s3->key, sizeof(s3->key), "AKIDSHARDYFSFUSE0001");
+	snprintf(s3->secret, sizeof(s3->secret), "fuse-test-secret-0001");
+	snprintf(s3->region, sizeof(s3->region), "us-east-1");
+	free(mlog);
+}
+
+/* The shard a text key routes to, by the library on the local fixture. */
+static uint32_t route_text(struct sf_snapshot *s, const char *text)
+{
+	struct sf_key k = sf_key_text(text, strlen(text));
+	char err[256] = "";
+	uint32_t db = 0;
+
+	cr_assert_eq(sf_snapshot_route(s, &k, &db, err, sizeof(err)), 0,
+		     "route %s: %s", text, err);
+	return db;
+}
+
+static void expect_eio(const char *rel)
+{
+	char *p = path_of(rel);
+	struct stat st;
+	uint8_t *v;
+	size_t len;
+	int err;
+
+	errno = 0;
+	cr_assert_eq(stat(p, &st), -1, "%s readable with the store down",
+		     rel);
+	cr_assert_eq(errno, EIO, "stat %s: %s (want EIO)", rel,
+		     strerror(errno));
+	v = read_all(p, &len, &err);
+	cr_assert_null(v, "%s opened with the store down", rel);
+	cr_assert_eq(err, EIO, "open %s: %s (want EIO)", rel, strerror(err));
+	free(p);
+}
+
+Test(mount, range_mode_over_s3_answers_eio_when_the_server_dies)
+{
+	struct sft_s3 s3;
+	struct sf_reader *lr = NULL;
+	struct sf_snapshot *ls;
+	struct sf_options lo;
+	char *bucket = sft_unique_bucket(), *src = NULL, *opts = NULL;
+	char *local = sft_data("shardyfusion/utf8/snapshot");
+	char *url = sft_fixture_url("utf8");
+	char *envs[5] = {NULL};
+	const char *env[9];
+	const char *before[4], *after[4], *absent[4];
+	char absent_buf[4][32], home_absent[48] = "";
+	size_t nb = 0, na = 0, nabs = 0, n;
+	struct sft_answer *a = sft_answers("utf8", &n);
+	uint32_t home;
+
+	/* Which keys live in which shard, from the local copy. */
+	sf_options_init(&lo);
+	cr_assert_eq(sf_reader_open(&lr, url, &lo, NULL, 0), 0);
+	ls = sf_reader_acquire(lr);
+	home = route_text(ls, "item-00001");
+	for (size_t i = 0; i < n && (nb < 4 || na < 4); i++) {
+		const char *k = a[i].user_key;
+
+		if (strncmp(k, "item-", 5) != 0)
+			continue;
+		if (route_text(ls, k) == home) {
+			if (nb < 4)
+				before[nb++] = k;
+		} else if (na < 4) {
+			after[na++] = k;
+		}
+	}
+	/* Names that are not keys, routed away from the read shard: only
+	 * the store can tell they are absent. */
+	for (int i = 0; nabs < 4 && i < 1000; i++) {
+		snprintf(absent_buf[nabs], sizeof(absent_buf[nabs]),
+			 "never-seen-%d", i);
+		if (route_text(ls, absent_buf[nabs]) != home) {
+			absent[nabs] = absent_buf[nabs];
+			nabs++;
+		}
+	}
+	for (int i = 0; !home_absent[0] && i < 1000; i++) {
+		char k[32];
+
+		snprintf(k, sizeof(k), "absent-%d", i);
+		if (route_text(ls, k) == home)
+			snprintf(home_absent, sizeof(home_absent), "keys/%s",
+				 k);
+	}
+	cr_assert(nb == 4 && na == 4 && nabs == 4 && home_absent[0]);
+	sf_snapshot_release(ls);
+	sf_reader_close(lr);
+
+	moto_start(&s3);
+	sft_s3_mkbucket(&s3, bucket);
+	if (asprintf(&src, "s3://%s/golden/utf8", bucket) < 0)
+		abort();
+	cr_assert_eq(sft_upload_dir(&s3, local, src), 0, "upload");
+
+	if (asprintf(&opts, "access=range,cache_size=16K,value_cache=1M,"
+		     "endpoint=%s,region=%s", s3.endpoint, s3.region) < 0 ||
+	    asprintf(&envs[0], "AWS_ACCESS_KEY_ID=%s", s3.key) < 0 ||
+	    asprintf(&envs[1], "AWS_SECRET_ACCESS_KEY=%s", s3.secret) < 0 ||
+	    asprintf(&envs[2], "AWS_REGION=%s", s3.region) < 0)
+		abort();
+	env[0] = envs[0];
+	env[1] = envs[1];
+	env[2] = envs[2];
+	env[3] = "AWS_PROFILE";
+	env[4] = "AWS_SESSION_TOKEN";
+	env[5] = "AWS_ENDPOINT_URL";
+	env[6] = "AWS_EC2_METADATA_DISABLED=true";
+	env[7] = "SF_STORE_BACKOFF_CAP_MS=200";
+	env[8] = NULL;
+	mount_start_env(src, opts, env);
+
+	/* Up: range reads through the tiny cache. */
+	for (size_t i = 0; i < nb; i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "keys/%s", before[i]);
+		expect_content(rel, "utf8", before[i]);
+	}
+	/* an absent key of the read shard: ENOENT while the store is up */
+	expect_errno(home_absent, ENOENT);
+	{
+		json_t *h = read_json("health");
+
+		cr_assert_str_eq(json_string_value(json_object_get(h,
+				 "status")), "healthy");
+		json_decref(h);
+	}
+
+	/* Down: nothing listens on the port any more. */
+	moto_kill();
+	cr_assert_not(port_open((int)strtol(strrchr(s3.endpoint, ':') + 1,
+					    NULL, 10)));
+	for (size_t i = 0; i < na; i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "keys/%s", after[i]);
+		expect_eio(rel);
+	}
+	for (size_t i = 0; i < nabs; i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "keys/%s", absent[i]);
+		expect_eio(rel);
+	}
+	/* keys read before the failure still read (kernel and value cache) */
+	for (size_t i = 0; i < nb; i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "keys/%s", before[i]);
+		expect_content(rel, "utf8", before[i]);
+	}
+	/* health still answers and the daemon still runs */
+	{
+		json_t *h = read_json("health");
+
+		cr_assert_not_null(json_object_get(h, "status"));
+		json_decref(h);
+		cr_assert_eq(waitpid(M.pid, NULL, WNOHANG), 0,
+			     "the daemon died: %s", log_text());
+	}
+	/* each failure left a log line naming the key */
+	{
+		char *log = log_text(), hex[2 * 64 + 1];
+
+		for (size_t i = 0; i < na; i++) {
+			fs_names_hex((const uint8_t *)after[i],
+				     strlen(after[i]), hex);
+			cr_assert(strstr(log, hex), "no log line for %s: %s",
+				  after[i], log);
+		}
+		cr_assert(strstr(log, "lookup of key"), "log: %s", log);
+		cr_assert_null(strstr(log, s3.secret), "secret in the log");
+		free(log);
+	}
+	stop_clean();
+	for (size_t i = 0; i < 3; i++)
+		free(envs[i]);
+	sft_answers_free(a, n);
+	free(opts);
+	free(src);
+	free(url);
+	free(local);
+	free(bucket);
+}
+
+/* ---- owners, modes and other users ------------------------------------- */
+
+static void expect_owner_mode(const char *rel, uid_t uid, gid_t gid,
+			      mode_t mode)
+{
+	char *p = path_of(rel);
+	struct stat st;
+
+	cr_assert_eq(stat(p, &st), 0, "stat %s: %s", rel, strerror(errno));
+	cr_assert_eq(st.st_uid, uid, "%s: uid %u", rel, (unsigned)st.st_uid);
+	cr_assert_eq(st.st_gid, gid, "%s: gid %u", rel, (unsigned)st.st_gid);
+	cr_assert_eq(st.st_mode, mode, "%s: mode %o, want %o", rel,
+		     (unsigned)st.st_mode, (unsigned)mode);
+	free(p);
+}
+
+Test(mount, applies_uid_gid_and_umask)
+{
+	const char *dirs[] = {"", "keys", "shards", "history",
+			      "shards/db=00000", "shards/db=00000/keys"};
+	const char *files[] = {"keys/item-00001", "snapshot", "health",
+			       "stats", "shards/db=00000/info"};
+	const char *bad[] = {"uid=-1", "uid=abc", "gid=1x", "umask=8",
+			     "umask=1000", "umask="};
+
+	mount_fixture("utf8", NULL);
+	for (size_t i = 0; i < 6; i++)
+		expect_owner_mode(dirs[i], getuid(), getgid(), S_IFDIR | 0555);
+	for (size_t i = 0; i < 5; i++)
+		expect_owner_mode(files[i], getuid(), getgid(), S_IFREG | 0444);
+	stop_clean();
+
+	mount_fixture("utf8", "uid=4242,gid=4343,umask=027");
+	for (size_t i = 0; i < 6; i++)
+		expect_owner_mode(dirs[i], 4242, 4343, S_IFDIR | 0550);
+	for (size_t i = 0; i < 5; i++)
+		expect_owner_mode(files[i], 4242, 4343, S_IFREG | 0440);
+	expect_content("keys/item-00001", "utf8", "item-00001");
+	stop_clean();
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char *cmd = NULL, *err = NULL, *url = sft_fixture_url("utf8");
+		int rc;
+
+		if (asprintf(&cmd, "'%s' mount '%s' '%s' -f -o %s", sft_cli(),
+			     url, M.dir, bad[i]) < 0)
+			abort();
+		rc = sft_run(cmd, NULL, NULL, &err);
+		cr_assert_eq(rc, 2, "%s: exit %d: %s", bad[i], rc, err);
+		cr_assert(err && strstr(err, "bad "), "%s: %s", bad[i], err);
+		cr_assert_not(is_mounted(M.dir));
+		free(cmd);
+		free(err);
+		free(url);
+	}
+}
+
+/*
+ * Runs fn(arg) in a child process with uid/gid `id` (no supplementary
+ * groups) and returns its exit status (0 = all its checks held).
+ */
+static int as_user(uid_t id, int (*fn)(const void *), const void *arg)
+{
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 || setgid(id) != 0 ||
+		    setuid(id) != 0)
+			_exit(100);
+		_exit(fn(arg));
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void other_users_setup(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch users");
+	/* The mountpoint must be reachable by others, so that a denial
+	 * comes from the mount and not from the private temp dir. */
+	cr_assert_eq(chmod(M.tmp, 0755), 0);
+}
+
+/* In the child: the mount is reachable but refuses this user. */
+static int child_denied(const void *arg)
+{
+	const char *key = arg;
+	struct stat st;
+	char *k = path_of(key), *keys = path_of("keys");
+	int fd;
+
+	if (stat(M.tmp, &st) != 0)
+		return 10;          /* the control: the parent dir is open */
+	errno = 0;
+	if (stat(M.dir, &st) == 0 || (errno != EACCES && errno != EPERM))
+		return 11;
+	errno = 0;
+	if (stat(k, &st) == 0 || (errno != EACCES && errno != EPERM))
+		return 12;
+	errno = 0;
+	fd = open(k, O_RDONLY);
+	if (fd >= 0 || (errno != EACCES && errno != EPERM))
+		return 13;
+	errno = 0;
+	if (opendir(keys) != NULL || (errno != EACCES && errno != EPERM))
+		return 14;
+	free(k);
+	free(keys);
+	return 0;
+}
+
+/* In the child: this user reads the key and lists shards/. */
+static int child_reads(const void *arg)
+{
+	const char *key = arg;
+	char *k = path_of(key), sha[65];
+	uint8_t *v;
+	size_t len, n;
+	int err;
+	struct sft_answer *a = sft_answers("utf8", &n);
+	DIR *d;
+
+	v = read_all(k, &len, &err);
+	if (!v || err)
+		return 20;
+	sft_sha256_hex(v, len, sha);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(a[i].user_key, key + strlen("keys/")) &&
+		    (len != a[i].vlen || strcmp(sha, a[i].sha256)))
+			return 21;
+	free(k);
+	k = path_of("shards");
+	d = opendir(k);
+	if (!d)
+		return 22;
+	closedir(d);
+	free(k);
+	free(v);
+	sft_answers_free(a, n);
+	return 0;
+}
+
+/* In the child: the mount answers, but the modes refuse this user. */
+static int child_mode_denied(const void *arg)
+{
+	char *k = path_of(arg);
+	struct stat st;
+	int fd;
+
+	if (stat(M.dir, &st) != 0)
+		return 30;          /* allow_other let us in */
+	errno = 0;
+	fd = open(k, O_RDONLY);
+	if (fd >= 0 || errno != EACCES)
+		return 31;
+	free(k);
+	return 0;
+}
+
+Test(mount, keeps_other_users_out_without_allow_other)
+{
+	int rc;
+
+	other_users_setup();
+	mount_fixture("utf8", NULL);
+	expect_content("keys/item-00001", "utf8", "item-00001");
+	rc = as_user(65534, child_denied, "keys/item-00001");
+	cr_assert_eq(rc, 0, "uid 65534 on a mount without allow_other: "
+		     "check %d failed", rc);
+	stop_clean();
+}
+
+Test(mount, lets_other_users_in_with_allow_other)
+{
+	int rc;
+
+	other_users_setup();
+	mount_fixture("utf8", "allow_other");
+	rc = as_user(65534, child_reads, "keys/item-00002");
+	cr_assert_eq(rc, 0, "uid 65534 with allow_other: check %d failed",
+		     rc);
+	stop_clean();
+
+	/* allow_other lets users reach the mount; the modes still rule
+	 * (default_permissions): 0500/0400 for uid 65533 only. */
+	mount_fixture("utf8", "allow_other,uid=65533,gid=65533,umask=0277");
+	rc = as_user(65533, child_reads, "keys/item-00003");
+	cr_assert_eq(rc, 0, "owner 65533: check %d failed", rc);
+	rc = as_user(65534, child_mode_denied, "keys/item-00003");
+	cr_assert_eq(rc, 0, "uid 65534 against mode 0400: check %d failed",
+		     rc);
+	stop_clean();
+}
+
+/* ---- a clean unmount leaks nothing ------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SFT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SFT_ASAN 1
+#endif
+#endif
+
+/*
+ * The daemon is built like this test (the same flags): with
+ * AddressSanitizer, LeakSanitizer checks its heap at exit. Exercises the
+ * paths that allocate per request -- key lookups (value cache over budget,
+ * refetches), negative answers, shards/ listings, JSON files, xattrs,
+ * history views, a refresh that changes the snapshot with a file open
+ * across it -- then unmounts and requires exit status 0 and no report.
+ */
+Test(mount, clean_unmount_leaks_nothing)
+{
+	static const char *const env[] = {
+		"ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23",
+		NULL};
+	char *snap, *out = NULL, *log, *p, **names;
+	uint8_t buf[64];
+	size_t n;
+	int fd, st;
+
+#ifndef SFT_ASAN
+	cr_skip_test("not built with AddressSanitizer (-DSF_SANITIZE=address)");
+#endif
+	snap = two_run_prefix();
+	mount_start_env(snap, "value_cache=4K,list_keys", env);
+	expect_content("keys/item-00001", "utf8", "item-00001");
+	expect_content("keys/item-00002", "utf8", "item-00002");
+	expect_errno("keys/one", ENOENT);
+	expect_errno("keys/%zz", ENOENT);
+	n = list_dir("shards/db=00001/keys", &names);
+	cr_assert_gt(n, 0);
+	free_names(names, n);
+	n = list_dir("keys", &names);
+	cr_assert_eq(n, 2008);
+	free_names(names, n);
+	json_decref(read_json("snapshot"));
+	json_decref(read_json("health"));
+	json_decref(read_json("stats"));
+	json_decref(read_json("shards/db=00002/info"));
+	cr_assert_gt(getxattr(M.dir, "user.shardyfs.last_refresh", buf,
+			      sizeof(buf)), 0);
+	p = path_of("keys/item-00003");
+	cr_assert_gt(getxattr(p, "user.shardyfs.key_hex", buf, sizeof(buf)),
+		     0);
+	fd = open(p, O_RDONLY);
+	cr_assert_geq(fd, 0);
+
+	set_current(snap, "sparse");
+	cr_assert_eq(run_refresh(&out), 0, "refresh: %s", out);
+	cr_assert(strstr(out, "changed"), "refresh said: %s", out);
+	free(out);
+	expect_content("keys/one", "sparse", "one");
+	cr_assert_gt(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	n = list_dir("history", &names);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		char *rel = NULL;
+
+		if (asprintf(&rel, "history/%s/snapshot", names[i]) < 0)
+			abort();
+		json_decref(read_json(rel));
+		free(rel);
+	}
+	free_names(names, n);
+	expect_content("history/2026-11-25T07:32:19.496948Z_run_id="
+		       "b9aa90b271ef41d7ad4ae9f6e42e4aac/keys/item-00004",
+		       "utf8", "item-00004");
+	expect_errno("history/2026-11-25T07:32:19.496948Z_run_id="
+		     "b9aa90b271ef41d7ad4ae9f6e42e4aac/keys/one", ENOENT);
+	expect_errno("history/nope", ENOENT);
+	set_current(snap, "utf8");
+	cr_assert_eq(run_refresh(&out), 0, "refresh: %s", out);
+	free(out);
+
+	st = mount_stop();
+	log = log_text();
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "daemon status %#x: %s", st, log);
+	cr_assert_null(strstr(log, "LeakSanitizer"), "%s", log);
+	cr_assert_null(strstr(log, "AddressSanitizer"), "%s", log);
+	cr_assert_not(is_mounted(M.dir));
+	free(log);
+	free(p);
+	free(snap);
+}
+
+/* ---- make install + mount -t fuse.shardyfs ----------------------------- */
+
+/*
+ * `mount -t fuse.shardyfs` through the installed helper: installs the build
+ * into a private DESTDIR, then, in a private mount namespace (nothing is
+ * visible to, or left on, the machine), lays that DESTDIR's sbin/ over
+ * /sbin with a read-only overlay so mount(8) finds the installed
+ * /sbin/mount.fuse.shardyfs link, and mounts with mount(8) options to be
+ * translated. The script exits 77 when the namespace or overlay cannot be
+ * had (then the test is skipped; mount.shardyfs itself is tested above).
+ */
+static const char mount8_script[] =
+"set -u\n"
+"root=$1 src=$2 dir=$3\n"
+"sbin=$(readlink -f /sbin)\n"
+"mount -t overlay overlay -o \"lowerdir=$root/sbin:$sbin\" \"$sbin\" || exit 77\n"
+"[ -L /sbin/mount.fuse.shardyfs ] || exit 10\n"
+"trap 'umount -l \"$dir\" 2>/dev/null' EXIT\n"
+"SHARDYFS=$root/usr/local/bin/shardyfs\n"
+"export SHARDYFS\n"
+"mount -t fuse.shardyfs \"$src\" \"$dir\" -o noauto,_netdev,nofail,list_keys || exit 11\n"
+"grep -q \" $dir fuse.shardyfs \" /proc/mounts || exit 12\n"
+"pid=$(getfattr --absolute-names --only-values -n user.shardyfs.pid \"$dir\") || exit 13\n"
+"ls -A \"$dir/keys\" | wc -l\n"
+"umount \"$dir\" || exit 14\n"
+"trap - EXIT\n"
+"i=0\n"
+"while kill -0 \"$pid\" 2>/dev/null; do\n"
+"	i=$((i + 1))\n"
+"	[ $i -lt 200 ] || { kill -9 \"$pid\"; exit 15; }\n"
+"	sleep 0.05\n"
+"done\n";
+
+Test(mount, mount8_runs_the_installed_fuse_shardyfs_helper)
+{
+	char *root = NULL, *cmd = NULL, *out = NULL, *err = NULL, *script;
+	char *url = sft_fixture_url("utf8"), link[64];
+	ssize_t ln;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root for mount(8) and a mount namespace");
+	if (system("unshare -m --propagation private true 2>/dev/null") != 0)
+		cr_skip_test("no private mount namespace (unshare -m)");
+	if (asprintf(&root, "%s/root", M.tmp) < 0 ||
+	    asprintf(&cmd, "DESTDIR='%s' cmake --install '%s'", root,
+		     SF_TEST_BIN_DIR) < 0)
+		abort();
+	rc = sft_run(cmd, &out, NULL, &err);
+	cr_assert_eq(rc, 0, "%s: %s%s", cmd, out, err);
+	free(cmd);
+	free(out);
+	free(err);
+
+	/* the install laid the helper and its fuse.shardyfs link */
+	if (asprintf(&cmd, "%s/sbin/mount.fuse.shardyfs", root) < 0)
+		abort();
+	ln = readlink(cmd, link, sizeof(link) - 1);
+	cr_assert_gt(ln, 0, "%s: %s", cmd, strerror(errno));
+	link[ln] = 0;
+	cr_assert_str_eq(link, "mount.shardyfs");
+	cr_assert_eq(access(cmd, X_OK), 0);
+	free(cmd);
+
+	script = path_of("../mount8.sh");
+	cr_assert_eq(sft_write_file(script, mount8_script,
+				    strlen(mount8_script)), 0);
+	if (asprintf(&cmd, "unshare -m --propagation private sh '%s' '%s' "
+		     "'%s' '%s'", script, root, url, M.dir) < 0)
+		abort();
+	rc = sft_run(cmd, &out, NULL, &err);
+	if (rc == 77)
+		cr_skip_test("no overlayfs in a mount namespace: %s", err);
+	cr_assert_eq(rc, 0, "script exit %d: %s", rc, err);
+	/* list_keys reached the daemon; the mount(8)-only options did not
+	 * (shardyfs would have refused them) */
+	cr_assert_str_eq(out, "2008\n", "listing: %s (%s)", out, err);
+	cr_assert_not(is_mounted(M.dir));
+	free(cmd);
+	free(out);
+	free(err);
+	free(script);
+	free(url);
+	free(root);
+}
+
+/* ---- --help and README-mount.md name every option ---------------------- */
+
+/* The option names of fs_main.c's opt_spec ("name=" for valued ones). */
+static size_t spec_options(char ***out)
+{
+	char *path = NULL, *src, *p, *end;
+	size_t n = 0;
+
+	if (asprintf(&path, "%s/fs/fs_main.c", SF_SOURCE_DIR) < 0)
+		abort();
+	src = (char *)sft_read_file(path, NULL);
+	cr_assert_not_null(src, "%s", path);
+	p = strstr(src, "opt_spec[] = {");
+	cr_assert_not_null(p);
+	end = strstr(p, "FUSE_OPT_END");
+	cr_assert_not_null(end);
+	*out = NULL;
+	while ((p = strstr(p, "(\"")) && p < end) {
+		char *q = strchr(p + 2, '"'), *pct;
+
+		cr_assert_not_null(q);
+		*out = realloc(*out, (n + 1) * sizeof(char *));
+		(*out)[n] = strndup(p + 2, (size_t)(q - p - 2));
+		pct = strchr((*out)[n], '%');
+		if (pct)
+			*pct = 0;               /* "name=%s" -> "name=" */
+		n++;
+		p = q;
+	}
+	free(src);
+	free(path);
+	return n;
+}
+
+static int spec_has(char **spec, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(spec[i]) == len && !strncmp(spec[i], name, len))
+			return 1;
+	return 0;
+}
+
+/* `opt` appears in text as a whole option name. */
+static int names_option(const char *text, const char *opt)
+{
+	size_t ol = strlen(opt);
+
+	for (const char *p = strstr(text, opt); p; p = strstr(p + 1, opt)) {
+		char b = p == text ? ' ' : p[-1], a = p[ol];
+
+		if (!strchr(" ,`|(\n", b))
+			continue;
+		if (opt[ol - 1] == '=' || !(a == '_' || a == '-' || a == '=' ||
+		    (a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z') ||
+		    (a >= '0' && a <= '9')))
+			return 1;
+	}
+	return 0;
+}
+
+/* Checks each name of a "-x, --y" / "name=VAL, other=VAL" list. */
+static void check_listed(char **spec, size_t n, const char *list,
+			 size_t len, const char *where)
+{
+	const char *p = list, *end = list + len;
+
+	while (p < end) {
+		const char *q = p, *eq;
+		size_t l;
+
+		while (q < end && *q != ',' && *q != ' ' && *q != '`')
+			q++;
+		l = (size_t)(q - p);
+		eq = memchr(p, '=', l);
+		if (eq)
+			l = (size_t)(eq - p) + 1;
+		if (l > 0)
+			cr_assert(spec_has(spec, n, p, l), "%s names '%.*s', "
+				  "which `shardyfs mount` does not accept",
+				  where, (int)l, p);
+		while (q < end && (*q == ',' || *q == ' ' || *q == '`'))
+			q++;
+		p = q;
+	}
+}
+
+/* (In the mount suite: a second suite makes Criterion's parallel runner
+ * leak, which LeakSanitizer reports.) */
+Test(mount, help_and_readme_name_exactly_the_accepted_options)
+{
+	char **spec, *cmd = NULL, *help = NULL, *readme, *path = NULL;
+	size_t n = spec_options(&spec);
+	int rc;
+
+	cr_assert_geq(n, 20, "opt_spec parsed: %zu names", n);
+	if (asprintf(&cmd, "'%s' mount --help", sft_cli()) < 0 ||
+	    asprintf(&path, "%s/fs/README-mount.md", SF_SOURCE_DIR) < 0)
+		abort();
+	rc = sft_run(cmd, &help, NULL, NULL);
+	cr_assert_eq(rc, 0);
+	readme = (char *)sft_read_file(path, NULL);
+	cr_assert_not_null(readme);
+	/* only the Options section counts (the mount(8) section names
+	 * options the helper drops) */
+	{
+		char *sec = strstr(readme, "\n### Options\n"), *next;
+
+		cr_assert_not_null(sec, "README-mount.md has no Options section");
+		next = strstr(sec + 1, "\n### ");
+		if (next)
+			*next = 0;
+		memmove(readme, sec, strlen(sec) + 1);
+	}
+
+	/* every accepted option is documented in both */
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(names_option(help, spec[i]),
+			  "--help does not document '%s'", spec[i]);
+		cr_assert(names_option(readme, spec[i]),
+			  "README-mount.md does not document '%s'", spec[i]);
+	}
+	/* and both document only accepted options: the help's option lines
+	 * ("  NAMES  text") and the README's option tables ("| `NAMES` |") */
+	for (char *l = help; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1
+							   : NULL) {
+		const char *cell = l + 2, *e;
+
+		if (l[0] != ' ' || l[1] != ' ' || l[2] == ' ')
+			continue;
+		e = strstr(cell, "  ");
+		if (!e || (strchr(cell, '\n') && e > strchr(cell, '\n')))
+			e = strchr(cell, '\n');
+		cr_assert_not_null(e);
+		check_listed(spec, n, cell, (size_t)(e - cell), "--help");
+	}
+	for (char *l = readme; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1
+							     : NULL) {
+		const char *cell = l + 2, *e;
+
+		if (strncmp(l, "| `", 3) != 0)
+			continue;
+		e = strstr(cell, " |");
+		cr_assert_not_null(e);
+		check_listed(spec, n, cell, (size_t)(e - cell), "README");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(spec[i]);
+	free(spec);
+	free(help);
+	free(readme);
+	free(cmd);
+	free(path);
 }
