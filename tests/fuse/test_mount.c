@@ -7,7 +7,7 @@
  * `mount -t fuse.shardyfs` on an installed tree; range reads over S3 from a
  * private moto_server killed mid-test (EIO, never ENOENT); uid=, gid=,
  * umask= and allow_other against other users; no leaks at unmount under
- * AddressSanitizer; --help and README-mount.md naming every option.
+ * AddressSanitizer; --help and README.md naming every option.
  *
  * Each test mounts in its own temporary directory. The daemon (and the
  * S3 test's moto_server) runs as a child of the test with
@@ -1770,7 +1770,7 @@ Test(mount, mount8_runs_the_installed_fuse_shardyfs_helper)
 	free(root);
 }
 
-/* ---- --help and README-mount.md name every option ---------------------- */
+/* ---- --help and README.md name every option ---------------------- */
 
 /* The option names of fs_main.c's opt_spec ("name=" for valued ones). */
 static size_t spec_options(char ***out)
@@ -1866,7 +1866,7 @@ Test(mount, help_and_readme_name_exactly_the_accepted_options)
 
 	cr_assert_geq(n, 20, "opt_spec parsed: %zu names", n);
 	if (asprintf(&cmd, "'%s' mount --help", sft_cli()) < 0 ||
-	    asprintf(&path, "%s/fs/README-mount.md", SF_SOURCE_DIR) < 0)
+	    asprintf(&path, "%s/README.md", SF_SOURCE_DIR) < 0)
 		abort();
 	rc = sft_run(cmd, &help, NULL, NULL);
 	cr_assert_eq(rc, 0);
@@ -1877,7 +1877,7 @@ Test(mount, help_and_readme_name_exactly_the_accepted_options)
 	{
 		char *sec = strstr(readme, "\n### Options\n"), *next;
 
-		cr_assert_not_null(sec, "README-mount.md has no Options section");
+		cr_assert_not_null(sec, "README.md has no mount Options section");
 		next = strstr(sec + 1, "\n### ");
 		if (next)
 			*next = 0;
@@ -1889,7 +1889,7 @@ Test(mount, help_and_readme_name_exactly_the_accepted_options)
 		cr_assert(names_option(help, spec[i]),
 			  "--help does not document '%s'", spec[i]);
 		cr_assert(names_option(readme, spec[i]),
-			  "README-mount.md does not document '%s'", spec[i]);
+			  "README.md does not document '%s'", spec[i]);
 	}
 	/* and both document only accepted options: the help's option lines
 	 * ("  NAMES  text") and the README's option tables ("| `NAMES` |") */
