@@ -34,6 +34,8 @@ struct sf_cq {
 
 struct job {
 	struct sf_snapshot *s;
+	struct cq_node *node; /* completion-queue submissions: preallocated,
+				 so a completion can never be lost */
 	struct sf_key *keys;  /* n keys; data points into `arena` */
 	uint8_t *arena;
 	size_t n;
@@ -44,13 +46,15 @@ struct job {
 
 static void job_free(struct job *j)
 {
+	free(j->node);
 	free(j->keys);
 	free(j->arena);
 	free(j);
 }
 
-/* Deep-copies keys so the caller may reuse its buffers at once. */
-static int job_new(struct sf_reader *r, const struct sf_key *keys, size_t n,
+/* Deep-copies keys so the caller may reuse its buffers at once. The
+ * snapshot is pinned later, by submit(). */
+static int job_new(const struct sf_key *keys, size_t n, int with_node,
 		   struct job **out)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -64,7 +68,9 @@ static int job_new(struct sf_reader *r, const struct sf_key *keys, size_t n,
 			total += keys[i].len;
 	j->keys = malloc((n ? n : 1) * sizeof(*j->keys));
 	j->arena = malloc(total ? total : 1);
-	if (!j->keys || !j->arena) {
+	if (with_node)
+		j->node = calloc(1, sizeof(*j->node));
+	if (!j->keys || !j->arena || (with_node && !j->node)) {
 		job_free(j);
 		return SF_ENOMEM;
 	}
@@ -77,7 +83,6 @@ static int job_new(struct sf_reader *r, const struct sf_key *keys, size_t n,
 		}
 	}
 	j->n = n;
-	j->s = sf_reader_acquire(r);
 	*out = j;
 	return 0;
 }
@@ -110,17 +115,14 @@ static void job_run(void *arg)
 	else
 		status = sf_snapshot_multi_get(j->s, j->keys, j->n, res, NULL, 0);
 	if (j->cq) {
-		struct cq_node *node = calloc(1, sizeof(*node));
-		if (node) {
-			node->c.ud = j->ud;
-			node->c.status = status;
-			node->c.results = res;
-			node->c.n = res ? j->n : 0;
-			cq_push(j->cq, node);
-			res = NULL;
-		} else {
-			sf_log(SF_LOG_ERROR, "out of memory completing a lookup");
-		}
+		struct cq_node *node = j->node;
+		j->node = NULL;
+		node->c.ud = j->ud;
+		node->c.status = status;
+		node->c.results = res;
+		node->c.n = res ? j->n : 0;
+		cq_push(j->cq, node);
+		res = NULL;
 	} else {
 		j->cb(j->ud, status, res, res ? j->n : 0);
 	}
@@ -138,18 +140,24 @@ static int submit(struct sf_reader *r, const struct sf_key *keys, size_t n,
 
 	if (!r || (!cb && !cq) || (n && !keys))
 		return SF_EINVAL;
-	pthread_mutex_lock(&r->mu);
-	int closed = r->closed;
-	pthread_mutex_unlock(&r->mu);
-	if (closed)
-		return SF_ECLOSED;
-	ret = job_new(r, keys, n, &j);
+	ret = job_new(keys, n, cq != NULL, &j);
 	if (ret)
 		return ret;
 	j->cb = cb;
 	j->cq = cq;
 	j->ud = ud;
-	reader_async_begin(r);
+	/* Checking `closed`, pinning the snapshot and counting the job happen
+	 * under one lock, so sf_reader_close() either refuses this submission
+	 * or waits for it. */
+	pthread_mutex_lock(&r->mu);
+	if (r->closed) {
+		pthread_mutex_unlock(&r->mu);
+		job_free(j);
+		return SF_ECLOSED;
+	}
+	j->s = sf_snapshot_retain(r->cur);
+	r->async_pending++;
+	pthread_mutex_unlock(&r->mu);
 	ret = workers_submit(r->workers, job_run, j);
 	if (ret) {
 		sf_snapshot_release(j->s);
@@ -220,23 +228,16 @@ int sf_cq_next(struct sf_cq *cq, struct sf_completion *c)
 	uint64_t v;
 
 	memset(c, 0, sizeof(*c));
+	/* Take a count first: each is written after its node was pushed, so
+	 * a count always has a node waiting (semaphore mode: one per read). */
+	if (read(cq->efd, &v, sizeof(v)) != sizeof(v))
+		return 0;
 	pthread_mutex_lock(&cq->mu);
 	node = cq->head;
-	if (node) {
-		cq->head = node->next;
-		if (!cq->head)
-			cq->tail = NULL;
-	}
+	cq->head = node->next;
+	if (!cq->head)
+		cq->tail = NULL;
 	pthread_mutex_unlock(&cq->mu);
-	if (!node)
-		return 0;
-	/* The node was pushed before its count was written; consume one
-	 * count, waiting for the writer in the tiny window between. */
-	while (read(cq->efd, &v, sizeof(v)) != sizeof(v)) {
-		struct pollfd p = {cq->efd, POLLIN, 0};
-		if (poll(&p, 1, 100) < 0 && errno != EINTR)
-			break;
-	}
 	*c = node->c;
 	free(node);
 	return 1;

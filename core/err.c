@@ -45,6 +45,26 @@ void sf_free(void *p)
 	free(p);
 }
 
+void sf_scrub_userinfo(char *s)
+{
+	char *p = s;
+
+	/* Every "scheme:" "//user:password@host" loses its userinfo:
+	 * "scheme:" "//REDACTED@host". */
+	while ((p = strstr(p, "://")) != NULL) {
+		char *host = p + 3;
+		size_t n = strcspn(host, "/?#@ \t\n\"'");
+		if (host[n] == '@' && n > 0) {
+			/* "REDACTED" is 8 bytes: only shrink in place. */
+			const char *mark = n >= 8 ? "REDACTED" : "x";
+			size_t m = strlen(mark);
+			memmove(host + m, host + n, strlen(host + n) + 1);
+			memcpy(host, mark, m);
+		}
+		p = host;
+	}
+}
+
 int sf_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 {
 	if (err && errlen > 0) {
@@ -52,6 +72,7 @@ int sf_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
+		sf_scrub_userinfo(err);
 	}
 	return code;
 }
@@ -68,6 +89,7 @@ void sf_err_prefix(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 	snprintf(old, sizeof(old), "%s", err);
 	snprintf(err, errlen, "%s: %s", pre, old);
+	sf_scrub_userinfo(err);
 }
 
 /* The sink is read on every log call; a mutex keeps (fn, ctx) consistent. */
@@ -105,6 +127,7 @@ void sf_log(enum sf_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	sf_scrub_userinfo(msg);
 	if (fn)
 		fn(ctx, level, msg);
 	else

@@ -28,6 +28,12 @@ int sf_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 void sf_err_prefix(char *err, size_t errlen, const char *fmt, ...)
 	SF_PRINTF(3, 4);
 
+/* Replaces the userinfo of every URL in s (user and password before '@'
+ * in the authority) with "REDACTED" (or "x" when shorter), in place. sf_errf(), sf_err_prefix() and
+ * sf_log() apply it to every message, so a URL with credentials can be
+ * formatted anywhere without leaking them. */
+void sf_scrub_userinfo(char *s);
+
 /* Process-wide log sink used by modules that have no reader at hand.
  * sf_log_set() is called by sf_reader_open() with the reader's options; the
  * last call wins. Default: stderr at SF_LOG_WARN. Thread-safe. */

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -39,6 +40,9 @@
 #include "workers.h"
 
 #define KEYBUF_STACK 256
+/* manifests/ entries a history listing keeps (a hostile or runaway prefix
+ * must not exhaust memory). */
+#define SF_HISTORY_MAX (1u << 20)
 
 /* ---- lifetime --------------------------------------------------------- */
 
@@ -70,8 +74,12 @@ static void snapshot_free(struct sf_snapshot *s)
 {
 	if (s->slots) {
 		for (size_t i = 0; i < s->m->n_shards; i++) {
-			shard_close(s->slots[i].sh);
-			pthread_mutex_destroy(&s->slots[i].mu);
+			struct shard_slot *sl = &s->slots[i];
+			shard_close(atomic_load(&sl->sh));
+			for (size_t j = 0; j < sl->n_retired; j++)
+				shard_close(sl->retired[j]);
+			free(sl->retired);
+			pthread_mutex_destroy(&sl->mu);
 		}
 		free(s->slots);
 	}
@@ -115,6 +123,24 @@ static int starts_with_dir(const char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	return strncmp(s, prefix, n) == 0 && (s[n] == '/' || s[n] == 0);
+}
+
+/* Whether url is on the same store as the reader's prefix: same scheme and
+ * authority (bucket or host). A manifest or _CURRENT fetched from one
+ * place must not send the reader (and its credentials) anywhere else. */
+static int same_origin(const char *prefix, const char *url)
+{
+	const char *a = strstr(prefix, "://"), *b = strstr(url, "://");
+	size_t la, lb;
+
+	if (!a || !b || a - prefix != b - url ||
+	    strncasecmp(prefix, url, (size_t)(a - prefix)) != 0)
+		return 0;
+	a += 3;
+	b += 3;
+	la = strcspn(a, "/");
+	lb = strcspn(b, "/");
+	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 /* Where to read a manifest named by `ref` (FORMAT.md 8 rebasing). */
@@ -201,6 +227,12 @@ static int load_snapshot(struct sf_reader *r, const char *ref,
 		ret = SF_ENOMEM;
 		goto out;
 	}
+	if (!same_origin(r->prefix, s->manifest_url)) {
+		ret = sf_errf(err, errlen, SF_ECURRENT,
+			      "manifest %s is not on the snapshot's store (%s)",
+			      s->manifest_url, r->prefix);
+		goto out;
+	}
 	ret = store_get(r->store, s->manifest_url, SF_MANIFEST_MAX_BYTES, &buf,
 			&len, NULL, err, errlen);
 	if (ret) {
@@ -215,6 +247,16 @@ static int load_snapshot(struct sf_reader *r, const char *ref,
 	ret = manifest_rebase(s->m, r->prefix);
 	if (ret)
 		goto out;
+	for (size_t i = 0; i < s->m->n_shards; i++) {
+		if (!same_origin(r->prefix, s->m->shards[i].db_url)) {
+			ret = sf_errf(err, errlen, SF_EMANIFEST,
+				      "manifest %s: shard db=%05u URL %s is not on the "
+				      "snapshot's store (%s)",
+				      s->manifest_url, s->m->shards[i].db_id,
+				      s->m->shards[i].db_url, r->prefix);
+			goto out;
+		}
+	}
 	s->slots = calloc(s->m->n_shards ? s->m->n_shards : 1,
 			  sizeof(*s->slots));
 	if (!s->slots) {
@@ -276,9 +318,14 @@ static int hist_cb(void *ctx, const char *name, int is_prefix)
 	}
 	if (h->n == h->cap) {
 		size_t nc = h->cap ? h->cap * 2 : 16;
-		void *ne = realloc(h->e, nc * sizeof(*h->e));
-		if (!ne || nc > 1000000) {
-			free(ne == h->e ? NULL : ne);
+		void *ne;
+		if (nc > SF_HISTORY_MAX) {
+			free(d);
+			h->err = SF_ETOOBIG;
+			return 1;
+		}
+		ne = realloc(h->e, nc * sizeof(*h->e));
+		if (!ne) {
 			free(d);
 			h->err = SF_ENOMEM;
 			return 1;
@@ -333,8 +380,13 @@ static int list_history(struct sf_reader *r, struct sf_history_entry **out,
 	}
 	h.base = base;
 	ret = store_list(r->store, base, "/", hist_cb, &h, err, errlen);
-	if (ret == 0 && h.err)
-		ret = h.err;
+	/* The callback stops the listing (non-zero) only on its own error. */
+	if (h.err)
+		ret = sf_errf(err, errlen, h.err, "listing %s: %s", base,
+			      h.err == SF_ETOOBIG ? "more than 1048576 manifests"
+						  : sf_strerror(h.err));
+	else if (ret > 0)
+		ret = SF_EIO;
 	if (ret == SF_EHTTP_404) /* file:// without manifests/: empty history */
 		ret = 0;
 	if (ret) {
@@ -492,6 +544,17 @@ int sf_reader_open(struct sf_reader **out, const char *prefix,
 	r->opt.secret_access_key = keep(r, &ki, r->opt.secret_access_key);
 	r->opt.session_token = keep(r, &ki, r->opt.session_token);
 	r->opt.manifest_ref = keep(r, &ki, r->opt.manifest_ref);
+	/* A dropped credential would silently fall back to another identity. */
+	if ((opt && opt->secret_access_key && !r->opt.secret_access_key) ||
+	    (opt && opt->session_token && !r->opt.session_token) ||
+	    (opt && opt->access_key_id && !r->opt.access_key_id) ||
+	    (opt && opt->endpoint_url && !r->opt.endpoint_url) ||
+	    (opt && opt->manifest_ref && !r->opt.manifest_ref) ||
+	    (opt && opt->region && !r->opt.region) ||
+	    (opt && opt->profile && !r->opt.profile)) {
+		ret = SF_ENOMEM;
+		goto out;
+	}
 	r->opt.cache_dir = NULL;
 	if (r->opt.threads < 1)
 		r->opt.threads = 1;
@@ -578,13 +641,6 @@ out:
 	}
 	*out = r;
 	return 0;
-}
-
-void reader_async_begin(struct sf_reader *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->async_pending++;
-	pthread_mutex_unlock(&r->mu);
 }
 
 void reader_async_end(struct sf_reader *r)
@@ -699,14 +755,17 @@ static int slot_shard(struct sf_snapshot *s, size_t idx, struct shard **out,
 	struct shard_slot *sl = &s->slots[idx];
 	const struct manifest_shard *ms = &s->m->shards[idx];
 	struct shard_spec sp;
+	struct shard *sh;
 	int ret = 0;
 
-	if (atomic_load_explicit(&sl->ready, memory_order_acquire)) {
-		*out = sl->sh;
+	sh = atomic_load_explicit(&sl->sh, memory_order_acquire);
+	if (sh) {
+		*out = sh;
 		return 0;
 	}
 	pthread_mutex_lock(&sl->mu);
-	if (sl->sh)
+	sh = atomic_load_explicit(&sl->sh, memory_order_relaxed);
+	if (sh)
 		goto done;
 	if (s->mode == SF_ACCESS_RANGE) {
 		ret = ensure_cache(s->r, err, errlen);
@@ -725,17 +784,38 @@ static int slot_shard(struct sf_snapshot *s, size_t idx, struct shard **out,
 	sp.store = s->r->store;
 	sp.cache = s->r->cache;
 	sp.cache_dir = s->r->cache_dir;
-	ret = shard_open(&sl->sh, &sp, err, errlen);
+	ret = shard_open(&sh, &sp, err, errlen);
 	if (ret == 0) {
 		atomic_fetch_add(&s->r->n_shard_opens, 1);
-		if (shard_was_downloaded(sl->sh))
+		if (shard_was_downloaded(sh))
 			atomic_fetch_add(&s->r->n_downloads, 1);
-		atomic_store_explicit(&sl->ready, 1, memory_order_release);
+		atomic_store_explicit(&sl->sh, sh, memory_order_release);
 	}
 done:
-	*out = sl->sh;
+	*out = sh;
 	pthread_mutex_unlock(&sl->mu);
 	return ret;
+}
+
+/* After a lookup found `sh` changed under its ETag (SF_EHTTP_412): retire
+ * it so the next lookup opens the shard afresh instead of failing for the
+ * life of the snapshot. The failed lookup itself still reports the error
+ * (never pages of two versions). */
+static void slot_retire(struct sf_snapshot *s, size_t idx, struct shard *sh)
+{
+	struct shard_slot *sl = &s->slots[idx];
+
+	pthread_mutex_lock(&sl->mu);
+	if (atomic_load_explicit(&sl->sh, memory_order_relaxed) == sh) {
+		struct shard **nr = realloc(sl->retired,
+					    (sl->n_retired + 1) * sizeof(*nr));
+		if (nr) { /* on ENOMEM the shard simply stays in place */
+			sl->retired = nr;
+			sl->retired[sl->n_retired++] = sh;
+			atomic_store_explicit(&sl->sh, NULL, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&sl->mu);
 }
 
 /* ---- lookups ---------------------------------------------------------- */
@@ -825,6 +905,8 @@ static int snapshot_get_row(struct sf_snapshot *s, const struct sf_key *key,
 	if (ret)
 		goto out;
 	ret = shard_get(sh, k, klen, value, len, err, errlen);
+	if (ret == SF_EHTTP_412)
+		slot_retire(s, idx, sh);
 out:
 	free(heap);
 	return ret;
@@ -929,6 +1011,8 @@ static void batch_run_group(struct batch *b, size_t g)
 				res->status = shard_get(sh, k, klen, &res->value,
 							&res->len, err,
 							sizeof(err));
+			if (res->status == SF_EHTTP_412)
+				slot_retire(s, b->grow[g], sh);
 			free(heap);
 			if (res->status < 0)
 				batch_note_err(b, res->status, err);
@@ -971,9 +1055,23 @@ int sf_snapshot_multi_get(struct sf_snapshot *s, const struct sf_key *keys,
 	b = calloc(1, sizeof(*b));
 	row = malloc(n * sizeof(*row));
 	count = calloc(nrows + 1, sizeof(*count));
-	if (!b || !row || !count) {
+	if (b) {
+		/* Everything is allocated before any key is answered, so a
+		 * failure here leaves no key looking found. */
+		b->gstart = calloc(nrows + 1, sizeof(size_t));
+		b->grow = calloc(nrows + 1, sizeof(size_t));
+		b->order = malloc(n * sizeof(size_t));
+	}
+	if (!b || !row || !count || !b->gstart || !b->grow || !b->order) {
+		if (b) {
+			free(b->gstart);
+			free(b->grow);
+			free(b->order);
+		}
 		free(b);
 		b = NULL;
+		for (size_t i = 0; i < n; i++)
+			results[i].status = SF_ENOMEM;
 		ret = SF_ENOMEM;
 		goto out;
 	}
@@ -1008,13 +1106,6 @@ int sf_snapshot_multi_get(struct sf_snapshot *s, const struct sf_key *keys,
 		count[row[i]]++;
 	}
 	/* Counting sort of key indices by shard row. */
-	b->gstart = calloc(nrows + 1, sizeof(size_t));
-	b->grow = calloc(nrows + 1, sizeof(size_t));
-	b->order = malloc(n * sizeof(size_t));
-	if (!b->gstart || !b->grow || !b->order) {
-		ret = SF_ENOMEM;
-		goto out;
-	}
 	size_t pos = 0;
 	for (size_t r = 0; r < nrows; r++) {
 		if (!count[r])
@@ -1134,7 +1225,7 @@ int sf_snapshot_shard(const struct sf_snapshot *s, uint32_t db_id,
 	o->max_key_json = ms->max_key;
 	o->checkpoint_id = ms->checkpoint_id;
 	o->attempt = ms->attempt;
-	o->opened = atomic_load(&s->slots[ms - s->m->shards].ready);
+	o->opened = atomic_load(&s->slots[ms - s->m->shards].sh) != NULL;
 	return 0;
 }
 

@@ -61,9 +61,14 @@ struct sf_reader {
 };
 
 struct shard_slot {
-	pthread_mutex_t mu;      /* serialises the open */
-	struct shard *sh;        /* set once, then read without the lock */
-	atomic_int ready;
+	pthread_mutex_t mu;      /* serialises opens and retirements */
+	/* The open shard, read without the lock (acquire/release). A shard
+	 * whose object changed under its ETag is retired: moved to `retired`
+	 * (protected by mu) and closed with the snapshot, because lookups in
+	 * flight may still hold it; the next lookup opens it afresh. */
+	_Atomic(struct shard *) sh;
+	struct shard **retired;
+	size_t n_retired;
 };
 
 struct sf_snapshot {
@@ -79,10 +84,11 @@ struct sf_snapshot {
 
 void reader_retain(struct sf_reader *r);
 void reader_release(struct sf_reader *r);
-/* Records a lookup's outcome and latency (seconds) in the counters. */
-/* Async bookkeeping: sf_reader_close() waits for submitted jobs. */
-void reader_async_begin(struct sf_reader *r);
+/* Async bookkeeping: a submission increments async_pending under mu;
+ * reader_async_end() is called when its job is done, and
+ * sf_reader_close() waits for the count to reach zero. */
 void reader_async_end(struct sf_reader *r);
+/* Records a lookup's outcome and latency (seconds) in the counters. */
 void reader_count(struct sf_reader *r, int status, double seconds);
 
 #endif

@@ -232,8 +232,10 @@ static int check_local_copy(const char *path, uint64_t want)
 	return ok;
 }
 
+/* Fetches shard.db into the cache at `path` unless another process did it
+ * meanwhile; *fetched says whether this call downloaded it. */
 static int download(const struct shard_spec *sp, const char *path,
-		    char *err, size_t errlen)
+		    int *fetched, char *err, size_t errlen)
 {
 	char *lockp = NULL, *tmpp = NULL, *url = NULL;
 	int lockfd = -1, fd = -1, ret = 0;
@@ -290,6 +292,7 @@ static int download(const struct shard_spec *sp, const char *path,
 			      (unsigned long long)sp->db_bytes);
 		goto out;
 	}
+	*fetched = 1;
 	if (rename(tmpp, path) != 0) {
 		ret = sf_errf(err, errlen, SF_EIO, "cache rename %s: %s", path,
 			      strerror(errno));
@@ -414,10 +417,10 @@ int shard_open(struct shard **out, const struct shard_spec *sp, char *err,
 		if (ret)
 			goto out;
 		if (!check_local_copy(sh->local_path, sp->db_bytes)) {
-			ret = download(sp, sh->local_path, err, errlen);
+			ret = download(sp, sh->local_path, &sh->downloaded,
+				       err, errlen);
 			if (ret)
 				goto out;
-			sh->downloaded = 1;
 		}
 	}
 	/* One connection up front: proves the file is a shard database. */
@@ -477,8 +480,8 @@ int shard_get(struct shard *sh, const uint8_t *k, size_t klen, void **value,
 	if (sh->vdb)
 		sfv_clear_error();
 	/* A zero-length key must bind as an empty BLOB, never as NULL. */
-	rc = sqlite3_bind_blob(c->get, 1, klen ? (const void *)k : "",
-			       (int)klen, SQLITE_STATIC);
+	rc = sqlite3_bind_blob64(c->get, 1, klen ? (const void *)k : "",
+				 (sqlite3_uint64)klen, SQLITE_STATIC);
 	if (rc != SQLITE_OK) {
 		ret = sqlite_fail(sh, c->db, rc, err, errlen);
 		goto out;

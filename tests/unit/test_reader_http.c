@@ -238,3 +238,37 @@ Test(reader_http, processes_sharing_a_download_cache_fetch_each_shard_once)
 	free(cache);
 	free(prefix);
 }
+
+Test(reader_http, a_hostile_manifest_cannot_point_the_reader_elsewhere)
+{
+	char *dir = sft_tmpdir(), *src = sft_data("shardyfusion/sparse/snapshot");
+	char cmd[8192], err[1024] = "";
+	struct httpd_fault *h = NULL;
+	struct sf_reader *r = NULL;
+
+	/* A copy whose manifest sends shard 0 to a local file. */
+	snprintf(cmd, sizeof(cmd),
+		 "cp -r '%s/.' '%s/' && chmod -R u+w '%s' && "
+		 "sqlite3 \"$(ls -d '%s'/manifests/*/manifest)\" "
+		 "\"UPDATE shards SET db_url='file:///etc' WHERE db_id=0\"",
+		 src, dir, dir, dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(httpd_fault_start(&h, dir), 0);
+	int rc = sf_reader_open(&r, httpd_fault_url(h), NULL, err, sizeof(err));
+	cr_assert_eq(rc, SF_EMANIFEST, "%d %s", rc, err);
+	cr_assert(strstr(err, "not on the snapshot's store") != NULL, "%s", err);
+
+	/* And a _CURRENT naming a manifest on another host. */
+	snprintf(cmd, sizeof(cmd), "%s/_CURRENT", dir);
+	const char *cur = "{\"format_version\":1,\"manifest_content_type\":\"application/x-sqlite3\","
+			  "\"manifest_ref\":\"http://198.51.100.7/manifest\",\"run_id\":\"x\","
+			  "\"updated_at\":\"2026-11-25T00:00:00Z\"}";
+	cr_assert_eq(sft_write_file(cmd, cur, strlen(cur)), 0);
+	rc = sf_reader_open(&r, httpd_fault_url(h), NULL, err, sizeof(err));
+	cr_assert(rc < 0 && rc != SF_NOTFOUND, "%d %s", rc, err);
+	cr_assert(strstr(err, "not on the snapshot's store") != NULL, "%s", err);
+	httpd_fault_stop(h);
+	sft_rmrf(dir);
+	free(dir);
+	free(src);
+}
