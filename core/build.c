@@ -512,11 +512,17 @@ static int shard_publish(struct sf_builder *b, uint32_t db_id,
 	int rc;
 
 	*db_url = NULL;
-	if (asprintf(&path, "%s/shard-%05u.db", b->tmp, db_id) < 0 ||
-	    asprintf(&dir, "%s/shards/run_id=%s/db=%05u/attempt=00", b->prefix,
-		     b->run_id, db_id) < 0 ||
-	    asprintf(&obj, "%s/shard.db", dir) < 0 ||
-	    asprintf(&sc_url, "%s/shard.sidecar", dir) < 0) {
+	/* asprintf leaves its pointer undefined on failure: reset each. */
+	if (asprintf(&path, "%s/shard-%05u.db", b->tmp, db_id) < 0)
+		path = NULL;
+	if (asprintf(&dir, "%s/shards/run_id=%s/db=%05u/attempt=00", b->prefix,
+		     b->run_id, db_id) < 0)
+		dir = NULL;
+	if (!dir || asprintf(&obj, "%s/shard.db", dir) < 0)
+		obj = NULL;
+	if (!dir || asprintf(&sc_url, "%s/shard.sidecar", dir) < 0)
+		sc_url = NULL;
+	if (!path || !dir || !obj || !sc_url) {
 		rc = SF_ENOMEM;
 		goto out;
 	}

@@ -94,14 +94,16 @@ void sf_err_prefix(char *err, size_t errlen, const char *fmt, ...)
 
 /* The sink is read on every log call; a mutex keeps (fn, ctx) consistent. */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static enum sf_log_level log_level = SF_LOG_WARN; /* protected by log_mu */
+/* Written under log_mu, read without it first so that filtered messages
+ * (DEBUG on the fetch path) cost no lock. */
+static _Atomic int log_level = SF_LOG_WARN;
 static sf_log_fn log_fn;                            /* protected by log_mu */
 static void *log_ctx;                               /* protected by log_mu */
 
 void sf_log_set(enum sf_log_level level, sf_log_fn fn, void *ctx)
 {
 	pthread_mutex_lock(&log_mu);
-	log_level = level;
+	log_level = (int)level;
 	log_fn = fn;
 	log_ctx = ctx;
 	pthread_mutex_unlock(&log_mu);
@@ -115,11 +117,9 @@ void sf_log(enum sf_log_level level, const char *fmt, ...)
 	void *ctx;
 	va_list ap;
 
-	pthread_mutex_lock(&log_mu);
-	if (level > log_level) {
-		pthread_mutex_unlock(&log_mu);
+	if ((int)level > log_level)
 		return;
-	}
+	pthread_mutex_lock(&log_mu);
 	fn = log_fn;
 	ctx = log_ctx;
 	pthread_mutex_unlock(&log_mu);

@@ -234,7 +234,10 @@ struct sf_options {
 	const char *manifest_ref;     /* a full manifest URL, or NULL */
 	int history_offset;           /* 0 = current; n = n-th older manifest */
 
-	/* Logging. */
+	/* Logging. The sink is process-wide: a reader opened with a log_fn
+	 * or a non-default level installs it for the whole process (the last
+	 * one wins), so log_fn and log_ctx must stay valid while any reader
+	 * lives. */
 	enum sf_log_level log_level;  /* default SF_LOG_WARN */
 	sf_log_fn log_fn;             /* default: stderr */
 	void *log_ctx;
@@ -261,8 +264,10 @@ SF_EXPORT int sf_reader_open(struct sf_reader **out, const char *prefix,
 			     const struct sf_options *opt, char *err,
 			     size_t errlen);
 
-/* Closes the reader. Snapshots still borrowed stay valid until released.
- * Not thread-safe against other calls on the same reader. */
+/* Closes the reader: waits for submitted asynchronous lookups to complete
+ * (so never call it from an sf_*_async callback), then drops the reader.
+ * Snapshots still borrowed stay valid until released. Not thread-safe
+ * against other calls on the same reader. */
 SF_EXPORT void sf_reader_close(struct sf_reader *r);
 
 /*
@@ -329,8 +334,8 @@ struct sf_result {
  * Looks up n keys against one pinned snapshot: keys are grouped per shard
  * and shards are read in parallel on the reader's workers. results[i]
  * receives the outcome of keys[i]. Returns 0 when every key was answered
- * (found or not found), else the first negative status (the per-key
- * statuses say which failed).
+ * (found or not found), else a negative status of one of the failed keys
+ * (the first to fail in time; the per-key statuses say which failed).
  */
 SF_EXPORT int sf_snapshot_multi_get(struct sf_snapshot *s,
 				    const struct sf_key *keys, size_t n,
