@@ -1190,7 +1190,7 @@ void sfv_cache_free(struct sfv_cache *c)
 void sfv_cache_stats(struct sfv_cache *c, struct sfv_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (!c)
+	if (!c || !c->pc) /* c->pc is NULL only while sfv_cache_new unwinds */
 		return;
 	pcache_stats(c->pc, out);
 	out->sidecar_hits = atomic_load(&c->sidecar_hits);
