@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd_fault.h"
 #include "sf_test.h"
 #include "shardyfs.h"
 
@@ -50,6 +51,8 @@ void *__wrap_realloc(void *p, size_t n)
 
 TestSuite(alloc_failures, .timeout = 600);
 
+static char *cache_dir; /* download cache of the http test (NULL: default) */
+
 /* One full cycle. Returns 1 when everything succeeded. */
 static int cycle(const char *url, enum sf_access_mode mode)
 {
@@ -63,6 +66,7 @@ static int cycle(const char *url, enum sf_access_mode mode)
 	opt.cache_bytes = 64 * 1024;
 	opt.log_level = SF_LOG_ERROR;
 	opt.log_fn = NULL;
+	opt.cache_dir = cache_dir;
 	int rc = sf_reader_open(&r, url, &opt, NULL, 0);
 	if (rc) {
 		cr_assert(rc < 0 && rc != SF_NOTFOUND, "open: %d", rc);
@@ -111,9 +115,17 @@ static int cycle(const char *url, enum sf_access_mode mode)
 	return ok;
 }
 
+static void torture_url(const char *url, enum sf_access_mode mode);
+
 static void torture(enum sf_access_mode mode)
 {
 	char *url = sft_fixture_url("u64");
+	torture_url(url, mode);
+	free(url);
+}
+
+static void torture_url(const char *url, enum sf_access_mode mode)
+{
 	long n;
 
 	/* Learn how many allocations a clean cycle makes. */
@@ -122,6 +134,7 @@ static void torture(enum sf_access_mode mode)
 	cr_assert(cycle(url, mode), "a clean cycle must succeed");
 	long total = atomic_load(&alloc_count);
 	cr_assert(total > 10);
+	cr_log_info("%ld allocations in a clean cycle", total);
 	/* Every one of the first allocations, then a sample of the rest. */
 	for (n = 0; n < total; n += n < 600 ? 1 : 7) {
 		atomic_store(&alloc_count, 0);
@@ -129,7 +142,6 @@ static void torture(enum sf_access_mode mode)
 		cycle(url, mode);
 	}
 	atomic_store(&fail_at, -1);
-	free(url);
 }
 
 Test(alloc_failures, download_mode_survives_every_failed_allocation)
@@ -140,4 +152,19 @@ Test(alloc_failures, download_mode_survives_every_failed_allocation)
 Test(alloc_failures, range_mode_survives_every_failed_allocation)
 {
 	torture(SF_ACCESS_RANGE);
+}
+
+Test(alloc_failures, downloads_over_http_survive_every_failed_allocation)
+{
+	struct httpd_fault *h = NULL;
+	char *root = sft_data("shardyfusion/u64/snapshot");
+
+	cr_assert_eq(httpd_fault_start(&h, root), 0);
+	cache_dir = sft_tmpdir();
+	torture_url(httpd_fault_url(h), SF_ACCESS_DOWNLOAD);
+	httpd_fault_stop(h);
+	sft_rmrf(cache_dir);
+	free(cache_dir);
+	cache_dir = NULL;
+	free(root);
 }
