@@ -325,7 +325,11 @@ static int imds_call(CURL *h, const char *method, const char *url,
 	return status == 200 ? 0 : -(int)status - 1;
 }
 
-static double parse_iso8601(const char *s)
+/* The Expiration of IMDS role credentials ("2024-05-01T12:00:00Z") as
+ * epoch seconds, read as UTC with anything after the seconds ignored;
+ * 0 (never expires) when unparseable. Lenient on purpose, unlike the
+ * strict parse_iso8601() of manifest.h. */
+static double creds_parse_expiration(const char *s)
 {
 	struct tm tm;
 	const char *e;
@@ -409,7 +413,7 @@ int creds_imds(struct creds *out, char *err, size_t errlen)
 				     "instance metadata: malformed credentials");
 			goto out;
 		}
-		out->expires = exp ? parse_iso8601(exp) : 0;
+		out->expires = exp ? creds_parse_expiration(exp) : 0;
 	}
 	rc = 0;
 out:

@@ -1158,36 +1158,21 @@ static void info_from(const struct http_resp *rs, uint64_t whole,
 		info->size = whole;
 }
 
-void http_info_from(const struct http_resp *rs, uint64_t whole,
-		    struct store_info *info)
-{
-	info_from(rs, whole, info);
-}
-
-static int h_get(struct store *st, const char *url, size_t max_bytes,
-		 uint8_t **data, size_t *len, struct store_info *info,
-		 char *err, size_t errlen)
+int http_op_get(struct store *st, const char *url, size_t max_bytes,
+		uint8_t **data, size_t *len, struct store_info *info,
+		http_exec_fn ex, char *err, size_t errlen)
 {
 	struct http_req rq;
 	struct http_resp rs;
-	char what[1024];
 	int rc;
 
-	http_redact(url, what, sizeof(what));
 	http_req_init(&rq);
-	rq.url = url;
-	rq.what = what;
 	rq.sink = HTTP_SINK_MEM;
 	rq.max_bytes = max_bytes;
-	rq.follow_redirects = 1;
-	rc = http_exec(st, &rq, &rs, err, errlen);
+	rc = ex(st, url, &rq, &rs, err, errlen);
+	if (rc == 0 && !rs.data && !(rs.data = calloc(1, 1)))
+		rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
 	if (rc == 0) {
-		if (!rs.data) {
-			rs.data = calloc(1, 1);
-			if (!rs.data)
-				return sf_errf(err, errlen, SF_ENOMEM,
-					       "out of memory");
-		}
 		info_from(&rs, rs.len, info);
 		*data = rs.data;
 		*len = rs.len;
@@ -1197,62 +1182,97 @@ static int h_get(struct store *st, const char *url, size_t max_bytes,
 	return rc;
 }
 
-static int h_head(struct store *st, const char *url, struct store_info *info,
-		  char *err, size_t errlen)
+int http_op_get_range(struct store *st, const char *url, uint64_t off,
+		      size_t len, const struct store_range_opts *ro,
+		      uint8_t *dst, size_t *got, struct store_info *info,
+		      http_exec_fn ex, char *err, size_t errlen)
 {
 	struct http_req rq;
 	struct http_resp rs;
-	char what[1024];
-	int rc;
-
-	http_redact(url, what, sizeof(what));
-	http_req_init(&rq);
-	rq.method = "HEAD";
-	rq.ctr = STORE_CTR_HEAD;
-	rq.url = url;
-	rq.what = what;
-	rq.follow_redirects = 1;
-	rc = http_exec(st, &rq, &rs, err, errlen);
-	if (rc == 0)
-		info_from(&rs, 0, info);
-	http_resp_free(&rs);
-	return rc;
-}
-
-int http_range_common(struct store *st, const char *url, const char *what,
-		      uint64_t off, size_t len,
-		      const struct store_range_opts *ro, uint8_t *dst,
-		      size_t *got, struct store_info *info,
-		      int (*prepare)(void *, struct curl_slist **, char *,
-				     size_t),
-		      void *prepare_ctx, char *err, size_t errlen)
-{
-	struct http_req rq;
-	struct http_resp rs;
+	uint8_t one;
 	int rc;
 
 	http_req_init(&rq);
 	rq.ctr = STORE_CTR_RANGE;
-	rq.url = url;
-	rq.what = what;
 	rq.has_range = 1;
 	rq.range_off = off;
 	rq.if_match = ro ? ro->if_match : NULL;
 	rq.deadline_ms = ro ? ro->deadline_ms : 0;
 	rq.hedge = ro ? ro->hedge : 0;
 	rq.sink = HTTP_SINK_BUF;
-	rq.buf = dst;
-	rq.buf_len = len;
-	rq.follow_redirects = prepare == NULL;
-	rq.prepare = prepare;
-	rq.prepare_ctx = prepare_ctx;
-	rc = http_exec(st, &rq, &rs, err, errlen);
+	/* a zero-length read still checks the object and the offset */
+	rq.buf = len ? dst : &one;
+	rq.buf_len = len ? len : 1;
+	rc = ex(st, url, &rq, &rs, err, errlen);
 	if (rc == 0) {
-		*got = rs.len;
+		*got = len ? rs.len : 0;
 		info_from(&rs, 0, info);
 	}
 	http_resp_free(&rs);
 	return rc;
+}
+
+int http_op_get_to_fd(struct store *st, const char *url, int fd,
+		      const char *if_match, struct store_info *info,
+		      http_exec_fn ex, char *err, size_t errlen)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	int rc;
+
+	http_req_init(&rq);
+	rq.if_match = if_match;
+	rq.sink = HTTP_SINK_FD;
+	rq.fd = fd;
+	rq.streaming = 1;
+	rc = ex(st, url, &rq, &rs, err, errlen);
+	if (rc == 0)
+		info_from(&rs, rs.fd_bytes, info);
+	http_resp_free(&rs);
+	return rc;
+}
+
+int http_op_head(struct store *st, const char *url, struct store_info *info,
+		 http_exec_fn ex, char *err, size_t errlen)
+{
+	struct http_req rq;
+	struct http_resp rs;
+	int rc;
+
+	http_req_init(&rq);
+	rq.method = "HEAD";
+	rq.ctr = STORE_CTR_HEAD;
+	rc = ex(st, url, &rq, &rs, err, errlen);
+	if (rc == 0)
+		info_from(&rs, 0, info);
+	http_resp_free(&rs);
+	return rc;
+}
+
+/* One unsigned request to url, following redirects (an http_exec_fn).
+ * The query is redacted from messages: it may hold a presigned
+ * signature. */
+static int h_exec(struct store *st, const char *url, struct http_req *rq,
+		  struct http_resp *rs, char *err, size_t errlen)
+{
+	char what[1024];
+	int rc;
+
+	http_redact(url, what, sizeof(what));
+	rq->url = url;
+	rq->what = what;
+	rq->follow_redirects = 1;
+	rc = http_exec(st, rq, rs, err, errlen);
+	rq->what = NULL;
+	return rc;
+}
+
+static int h_get(struct store *st, const char *url, size_t max_bytes,
+		 uint8_t **data, size_t *len, struct store_info *info,
+		 char *err, size_t errlen)
+{
+	return http_op_get(st, url, max_bytes, data, len, info, h_exec, err,
+			   errlen);
 }
 
 static int h_get_range(struct store *st, const char *url, uint64_t off,
@@ -1260,46 +1280,22 @@ static int h_get_range(struct store *st, const char *url, uint64_t off,
 		       uint8_t *dst, size_t *got, struct store_info *info,
 		       char *err, size_t errlen)
 {
-	char what[1024];
-	uint8_t one;
-	size_t g = 0;
-	int rc;
-
-	http_redact(url, what, sizeof(what));
-	if (len == 0) {
-		/* nothing to read; still check the object and the offset */
-		rc = http_range_common(st, url, what, off, 1, ro, &one, &g,
-				       info, NULL, NULL, err, errlen);
-		*got = 0;
-		return rc;
-	}
-	return http_range_common(st, url, what, off, len, ro, dst, got, info,
-				 NULL, NULL, err, errlen);
+	return http_op_get_range(st, url, off, len, ro, dst, got, info,
+				 h_exec, err, errlen);
 }
 
 static int h_get_to_fd(struct store *st, const char *url, int fd,
 		       const char *if_match, struct store_info *info,
 		       char *err, size_t errlen)
 {
-	struct http_req rq;
-	struct http_resp rs;
-	char what[1024];
-	int rc;
+	return http_op_get_to_fd(st, url, fd, if_match, info, h_exec, err,
+				 errlen);
+}
 
-	http_redact(url, what, sizeof(what));
-	http_req_init(&rq);
-	rq.url = url;
-	rq.what = what;
-	rq.if_match = if_match;
-	rq.sink = HTTP_SINK_FD;
-	rq.fd = fd;
-	rq.streaming = 1;
-	rq.follow_redirects = 1;
-	rc = http_exec(st, &rq, &rs, err, errlen);
-	if (rc == 0)
-		info_from(&rs, rs.fd_bytes, info);
-	http_resp_free(&rs);
-	return rc;
+static int h_head(struct store *st, const char *url, struct store_info *info,
+		  char *err, size_t errlen)
+{
+	return http_op_head(st, url, info, h_exec, err, errlen);
 }
 
 static int h_list(struct store *st, const char *url_prefix,

@@ -90,20 +90,30 @@ void http_resp_free(struct http_resp *rs);
  * a presigned signature. Writes into out. */
 void http_redact(const char *url, char *out, size_t outlen);
 
-/* Fills info from a successful response (whole = size when no header
- * says it). */
-void http_info_from(const struct http_resp *rs, uint64_t whole,
-		    struct store_info *info);
-
-/* A ranged GET into dst with optional signing hook; len > 0. Shared by
- * the http(s):// and s3:// backends. */
-int http_range_common(struct store *st, const char *url, const char *what,
-		      uint64_t off, size_t len,
-		      const struct store_range_opts *ro, uint8_t *dst,
-		      size_t *got, struct store_info *info,
-		      int (*prepare)(void *, struct curl_slist **, char *,
-				     size_t),
-		      void *prepare_ctx, char *err, size_t errlen);
+/*
+ * The read operations of a backend, written once for http(s):// and
+ * s3://. Each sets up a request (method, counter, sink, range...) and
+ * hands it to ex, the backend's way of sending one request to url: it
+ * fills in rq->url, rq->what and any signer, then calls http_exec()
+ * (or a wrapper of it) and leaves rs to be freed here. The semantics
+ * are those of store_get(), store_get_range() (a zero len still checks
+ * the object and the offset), store_get_to_fd() and store_head().
+ */
+typedef int (*http_exec_fn)(struct store *st, const char *url,
+			    struct http_req *rq, struct http_resp *rs,
+			    char *err, size_t errlen);
+int http_op_get(struct store *st, const char *url, size_t max_bytes,
+		uint8_t **data, size_t *len, struct store_info *info,
+		http_exec_fn ex, char *err, size_t errlen);
+int http_op_get_range(struct store *st, const char *url, uint64_t off,
+		      size_t len, const struct store_range_opts *ro,
+		      uint8_t *dst, size_t *got, struct store_info *info,
+		      http_exec_fn ex, char *err, size_t errlen);
+int http_op_get_to_fd(struct store *st, const char *url, int fd,
+		      const char *if_match, struct store_info *info,
+		      http_exec_fn ex, char *err, size_t errlen);
+int http_op_head(struct store *st, const char *url, struct store_info *info,
+		 http_exec_fn ex, char *err, size_t errlen);
 
 /* curl_global_init() exactly once (thread-safe). */
 int http_global_init(void);

@@ -15,16 +15,22 @@
  * Signing. The prepare hook runs before every attempt: it takes the
  * current credentials (resolved lazily on first use, refreshed when an
  * expiring set is within five minutes of its end; the lock is not held
- * while fetching) and signs host, x-amz-content-sha256 (UNSIGNED-PAYLOAD
- * for reads, the body's SHA-256 for PUT), x-amz-date and, with a session
- * token, x-amz-security-token. Range and If-Match are sent unsigned.
+ * while fetching; a failure is remembered for 30 s so that requests do
+ * not each wait on the chain again) and signs host,
+ * x-amz-content-sha256 (UNSIGNED-PAYLOAD for reads, the body's SHA-256
+ * for PUT), x-amz-date and, with a session token, x-amz-security-token.
+ * Range and If-Match are sent unsigned.
  *
  * LIST is ListObjectsV2 with encoding-type=url, following continuation
  * tokens. The XML is read by a small scanner that only looks for the
  * <Contents><Key>, <CommonPrefixes><Prefix>, <IsTruncated> and
  * <NextContinuationToken> elements, decodes entities and percent escapes,
- * and treats anything malformed as an error. Pages are capped at 16 MiB;
- * a repeated continuation token stops the walk.
+ * and treats anything malformed as an error. Pages are capped at 16 MiB
+ * and continuation tokens at 8 KiB. A hostile or broken server cannot
+ * keep a LIST going forever: a continuation token that comes back (after
+ * any number of pages, found with Brent's cycle check: one remembered
+ * token, replaced at pages 1, 2, 4, 8, ...) fails with SF_EHTTP, and more
+ * than conf.list_max_pages pages (default 100000) with SF_ETOOBIG.
  */
 #include "creds.h"
 #include "http.h"
@@ -43,7 +49,9 @@
 #include <unistd.h>
 
 #define S3_LIST_PAGE_MAX (16u * 1024 * 1024)
+#define S3_LIST_TOKEN_MAX 8192u
 #define S3_REFRESH_MARGIN_S 300.0
+#define S3_CREDS_FAIL_TTL_S 30.0 /* a failed resolution is not retried */
 
 struct s3_ctx {
 	struct store *st;
@@ -56,6 +64,8 @@ struct s3_ctx {
 	pthread_mutex_t mu;
 	struct creds creds;    /* protected by mu */
 	int have_creds;        /* protected by mu */
+	double fail_until;     /* mono time; resolution failed before (mu) */
+	char fail_msg[256];    /* why it failed (no secrets) (mu) */
 };
 
 static int parse_endpoint(struct s3_ctx *s3, const char *ep, char *err,
@@ -135,12 +145,19 @@ void s3_ctx_free(struct s3_ctx *s3)
 	free(s3);
 }
 
-/* Copies the current credentials into *c, resolving/refreshing first
- * when needed. The lock is never held across the resolution. */
+/*
+ * Copies the current credentials into *c, resolving/refreshing first
+ * when needed. The lock is never held across the resolution. A failed
+ * resolution (SF_EAUTH) is remembered for S3_CREDS_FAIL_TTL_S: until
+ * then requests fail at once with the same message (or keep using a set
+ * that is still valid) instead of walking the chain again, which may
+ * wait seconds for an unreachable instance metadata service.
+ */
 static int get_creds(struct s3_ctx *s3, struct creds *c, char *err,
 		     size_t errlen)
 {
 	struct creds fresh;
+	char msg[256] = "";
 	int rc;
 
 	pthread_mutex_lock(&s3->mu);
@@ -151,14 +168,34 @@ static int get_creds(struct s3_ctx *s3, struct creds *c, char *err,
 		pthread_mutex_unlock(&s3->mu);
 		return 0;
 	}
+	if (sf_now_mono() < s3->fail_until) {
+		if (s3->have_creds && s3->creds.expires > sf_now_wall()) {
+			*c = s3->creds;
+			rc = 0;
+		} else {
+			rc = sf_errf(err, errlen, SF_EAUTH, "%s",
+				     s3->fail_msg);
+		}
+		pthread_mutex_unlock(&s3->mu);
+		return rc;
+	}
 	pthread_mutex_unlock(&s3->mu);
-	rc = creds_resolve(&s3->st->conf, &fresh, err, errlen);
+	rc = creds_resolve(&s3->st->conf, &fresh, msg, sizeof(msg));
 	pthread_mutex_lock(&s3->mu);
 	if (rc == 0) {
 		s3->creds = fresh;
 		s3->have_creds = 1;
-	} else if (s3->have_creds && s3->creds.expires > sf_now_wall()) {
-		rc = 0; /* refresh failed; the old set is still valid */
+		s3->fail_until = 0;
+	} else {
+		if (rc == SF_EAUTH) {
+			s3->fail_until = sf_now_mono() + S3_CREDS_FAIL_TTL_S;
+			snprintf(s3->fail_msg, sizeof(s3->fail_msg), "%s",
+				 msg);
+		}
+		if (s3->have_creds && s3->creds.expires > sf_now_wall())
+			rc = 0; /* refresh failed; the old set is still valid */
+		else
+			sf_errf(err, errlen, rc, "%s", msg);
 	}
 	if (rc == 0)
 		*c = s3->creds;
@@ -399,6 +436,7 @@ out:
 static const char QUIRK_PATH_SET[] = "!\"$%&'()*+,/:;<=>@[\\]^`{|}";
 static const char QUIRK_QUERY_SET[] = "!\"$'()*,/:;<>?@[\\]^`{|}";
 
+/* The value of one hex digit, or -1 (also for NUL). */
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -488,7 +526,7 @@ static int s3_exec(struct store *st, struct s3_ctx *s3,
 	return rc;
 }
 
-/* Sets up target + signer for one object request. */
+/* Sets up the S3 state and the target of one request. */
 static int s3_begin(struct store *st, const char *url, const char *bucket,
 		    struct s3_ctx **s3p, struct s3_target *t, char *err,
 		    size_t errlen)
@@ -500,56 +538,86 @@ static int s3_begin(struct store *st, const char *url, const char *bucket,
 	return target_make(*s3p, url, bucket, t, err, errlen);
 }
 
-static void sign_init(struct s3_sign *sg, struct s3_ctx *s3,
-		      const struct s3_target *t, const char *method,
-		      const char *payload_hash)
+/*
+ * One signed request to the object (or bucket) of t, with an optional
+ * query string (already encoded, sent and signed as is). The caller sets
+ * up rq (method, counter, sink, body...); url, prepare and prepare_ctx
+ * are filled here and cleared again, what defaults to t->what. rs is
+ * filled as by http_exec(): the caller frees it with http_resp_free(),
+ * whatever the outcome. t and rq are borrowed.
+ */
+static int s3_target_exec(struct store *st, struct s3_ctx *s3,
+			  const struct s3_target *t, const char *query,
+			  struct http_req *rq, const char *payload_hash,
+			  struct http_resp *rs, char *err, size_t errlen)
 {
-	memset(sg, 0, sizeof(*sg));
-	sg->s3 = s3;
-	sg->method = method;
-	sg->host = t->host;
-	sg->canon_uri = t->canon_uri;
-	sg->payload_hash = payload_hash;
+	struct s3_sign sg;
+	char *u = NULL;
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	if (query && asprintf(&u, "%s?%s", t->url, query) < 0)
+		return sf_errf(err, errlen, SF_ENOMEM, "out of memory");
+	memset(&sg, 0, sizeof(sg));
+	sg.s3 = s3;
+	sg.method = rq->method;
+	sg.host = t->host;
+	sg.canon_uri = t->canon_uri;
+	sg.canon_query = query;
+	sg.payload_hash = payload_hash;
+	rq->url = u ? u : t->url;
+	if (!rq->what)
+		rq->what = t->what;
+	rq->prepare = s3_prepare;
+	rq->prepare_ctx = &sg;
+	rc = s3_exec(st, s3, rq, &sg, rs, err, errlen);
+	rq->url = NULL;
+	rq->prepare_ctx = NULL;
+	free(u);
+	return rc;
+}
+
+/* One signed request to the object s3://bucket/key named by url (see
+ * s3_target_exec(); rq->what is set here). need_key refuses a URL
+ * without a key. rs is always to be freed with http_resp_free(). */
+static int s3_object_exec(struct store *st, const char *url, int need_key,
+			  struct http_req *rq, const char *payload_hash,
+			  struct http_resp *rs, char *err, size_t errlen)
+{
+	struct s3_ctx *s3;
+	struct s3_target t;
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
+	if (rc)
+		return rc;
+	if (need_key && !t.key[0])
+		rc = sf_errf(err, errlen, SF_EURL, "%s %s: no object key",
+			     rq->method, url);
+	else
+		rc = s3_target_exec(st, s3, &t, NULL, rq, payload_hash, rs,
+				    err, errlen);
+	rq->what = NULL;
+	target_free(&t);
+	return rc;
+}
+
+/* An unsigned-payload read of url (an http_exec_fn for http_op_*()). */
+static int s3_read_exec(struct store *st, const char *url,
+			struct http_req *rq, struct http_resp *rs, char *err,
+			size_t errlen)
+{
+	return s3_object_exec(st, url, 0, rq, "UNSIGNED-PAYLOAD", rs, err,
+			      errlen);
 }
 
 static int s3_get(struct store *st, const char *url, size_t max_bytes,
 		  uint8_t **data, size_t *len, struct store_info *info,
 		  char *err, size_t errlen)
 {
-	struct s3_ctx *s3;
-	struct s3_target t;
-	struct s3_sign sg;
-	struct http_req rq;
-	struct http_resp rs;
-	int rc;
-
-	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
-	if (rc)
-		return rc;
-	sign_init(&sg, s3, &t, "GET", "UNSIGNED-PAYLOAD");
-	http_req_init(&rq);
-	rq.url = t.url;
-	rq.what = t.what;
-	rq.sink = HTTP_SINK_MEM;
-	rq.max_bytes = max_bytes;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
-	if (rc == 0) {
-		if (!rs.data)
-			rs.data = calloc(1, 1);
-		if (!rs.data) {
-			rc = sf_errf(err, errlen, SF_ENOMEM, "out of memory");
-		} else {
-			http_info_from(&rs, rs.len, info);
-			*data = rs.data;
-			*len = rs.len;
-			rs.data = NULL;
-		}
-	}
-	http_resp_free(&rs);
-	target_free(&t);
-	return rc;
+	return http_op_get(st, url, max_bytes, data, len, info, s3_read_exec,
+			   err, errlen);
 }
 
 static int s3_get_range(struct store *st, const char *url, uint64_t off,
@@ -557,102 +625,22 @@ static int s3_get_range(struct store *st, const char *url, uint64_t off,
 			uint8_t *dst, size_t *got, struct store_info *info,
 			char *err, size_t errlen)
 {
-	struct s3_ctx *s3;
-	struct s3_target t;
-	struct s3_sign sg;
-	struct http_req rq;
-	struct http_resp rs;
-	uint8_t one;
-	int rc;
-
-	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
-	if (rc)
-		return rc;
-	sign_init(&sg, s3, &t, "GET", "UNSIGNED-PAYLOAD");
-	http_req_init(&rq);
-	rq.ctr = STORE_CTR_RANGE;
-	rq.url = t.url;
-	rq.what = t.what;
-	rq.has_range = 1;
-	rq.range_off = off;
-	rq.if_match = ro ? ro->if_match : NULL;
-	rq.deadline_ms = ro ? ro->deadline_ms : 0;
-	rq.hedge = ro ? ro->hedge : 0;
-	rq.sink = HTTP_SINK_BUF;
-	/* a zero-length read still checks the object and the offset */
-	rq.buf = len ? dst : &one;
-	rq.buf_len = len ? len : 1;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
-	if (rc == 0) {
-		*got = len ? rs.len : 0;
-		http_info_from(&rs, 0, info);
-	}
-	http_resp_free(&rs);
-	target_free(&t);
-	return rc;
+	return http_op_get_range(st, url, off, len, ro, dst, got, info,
+				 s3_read_exec, err, errlen);
 }
 
 static int s3_get_to_fd(struct store *st, const char *url, int fd,
 			const char *if_match, struct store_info *info,
 			char *err, size_t errlen)
 {
-	struct s3_ctx *s3;
-	struct s3_target t;
-	struct s3_sign sg;
-	struct http_req rq;
-	struct http_resp rs;
-	int rc;
-
-	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
-	if (rc)
-		return rc;
-	sign_init(&sg, s3, &t, "GET", "UNSIGNED-PAYLOAD");
-	http_req_init(&rq);
-	rq.url = t.url;
-	rq.what = t.what;
-	rq.if_match = if_match;
-	rq.sink = HTTP_SINK_FD;
-	rq.fd = fd;
-	rq.streaming = 1;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
-	if (rc == 0)
-		http_info_from(&rs, rs.fd_bytes, info);
-	http_resp_free(&rs);
-	target_free(&t);
-	return rc;
+	return http_op_get_to_fd(st, url, fd, if_match, info, s3_read_exec,
+				 err, errlen);
 }
 
 static int s3_head(struct store *st, const char *url, struct store_info *info,
 		   char *err, size_t errlen)
 {
-	struct s3_ctx *s3;
-	struct s3_target t;
-	struct s3_sign sg;
-	struct http_req rq;
-	struct http_resp rs;
-	int rc;
-
-	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
-	if (rc)
-		return rc;
-	sign_init(&sg, s3, &t, "HEAD", "UNSIGNED-PAYLOAD");
-	http_req_init(&rq);
-	rq.method = "HEAD";
-	rq.ctr = STORE_CTR_HEAD;
-	rq.url = t.url;
-	rq.what = t.what;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
-	if (rc == 0)
-		http_info_from(&rs, 0, info);
-	http_resp_free(&rs);
-	target_free(&t);
-	return rc;
+	return http_op_head(st, url, info, s3_read_exec, err, errlen);
 }
 
 static int mpu_upload(struct store *st, const char *url, const uint8_t *data,
@@ -666,27 +654,13 @@ static int put_common(struct store *st, const char *url, const void *data,
 		      const char *payload_hash, const char *content_type,
 		      struct store_info *info, char *err, size_t errlen)
 {
-	struct s3_ctx *s3;
-	struct s3_target t;
-	struct s3_sign sg;
 	struct http_req rq;
 	struct http_resp rs;
 	int rc;
 
-	rc = s3_begin(st, url, NULL, &s3, &t, err, errlen);
-	if (rc)
-		return rc;
-	if (!t.key[0]) {
-		target_free(&t);
-		return sf_errf(err, errlen, SF_EURL, "PUT %s: no object key",
-			       url);
-	}
-	sign_init(&sg, s3, &t, "PUT", payload_hash);
 	http_req_init(&rq);
 	rq.method = "PUT";
 	rq.ctr = STORE_CTR_PUT;
-	rq.url = t.url;
-	rq.what = t.what;
 	rq.content_type = content_type ? content_type :
 			  "application/octet-stream";
 	rq.body = data;
@@ -694,16 +668,13 @@ static int put_common(struct store *st, const char *url, const void *data,
 	rq.body_fd = fd;
 	rq.body_fd_len = fd_len;
 	rq.streaming = fd >= 0;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
+	rc = s3_object_exec(st, url, 1, &rq, payload_hash, &rs, err, errlen);
 	if (rc == 0 && info) {
 		snprintf(info->etag, sizeof(info->etag), "%s", rs.etag);
 		info->size = fd >= 0 ? fd_len : len;
 		info->mtime = (int64_t)time(NULL);
 	}
 	http_resp_free(&rs);
-	target_free(&t);
 	return rc;
 }
 
@@ -803,7 +774,6 @@ static int s3_create_bucket(struct store *st, const char *bucket, char *err,
 {
 	struct s3_ctx *s3;
 	struct s3_target t;
-	struct s3_sign sg;
 	struct http_req rq;
 	struct http_resp rs;
 	char hash[65], *body = NULL;
@@ -825,18 +795,13 @@ static int s3_create_bucket(struct store *st, const char *bucket, char *err,
 		blen = strlen(body);
 	}
 	sigv4_sha256_hex(body ? body : "", blen, hash);
-	sign_init(&sg, s3, &t, "PUT", hash);
 	http_req_init(&rq);
 	rq.method = "PUT";
 	rq.ctr = STORE_CTR_PUT;
-	rq.url = t.url;
 	snprintf(t.what, sizeof(t.what), "s3://%s", t.bucket);
-	rq.what = t.what;
 	rq.body = body ? body : "";
 	rq.body_len = blen;
-	rq.prepare = s3_prepare;
-	rq.prepare_ctx = &sg;
-	rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
+	rc = s3_target_exec(st, s3, &t, NULL, &rq, hash, &rs, err, errlen);
 	if (rc == SF_EHTTP && rs.status == 409 &&
 	    strcmp(rs.code, "BucketAlreadyOwnedByYou") == 0)
 		rc = 0;
@@ -915,14 +880,9 @@ static char *xml_text(const char *s, const char *e, int url_encoded)
 		return out;
 	for (r = w = out; *r; r++) {
 		if (*r == '%') {
-			int hi, lo;
-			char c1 = r[1], c2 = c1 ? r[2] : 0;
-			hi = c1 >= '0' && c1 <= '9' ? c1 - '0' :
-			     (c1 | 32) >= 'a' && (c1 | 32) <= 'f' ?
-			     (c1 | 32) - 'a' + 10 : -1;
-			lo = c2 >= '0' && c2 <= '9' ? c2 - '0' :
-			     (c2 | 32) >= 'a' && (c2 | 32) <= 'f' ?
-			     (c2 | 32) - 'a' + 10 : -1;
+			/* r[2] is read only when r[1] is a hex digit */
+			int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				goto bad;
 			*w++ = (char)(hi * 16 + lo);
@@ -1082,14 +1042,13 @@ static int s3_list(struct store *st, const char *url_prefix,
 {
 	struct s3_ctx *s3;
 	struct s3_target t, bt;
-	struct s3_sign sg;
 	struct http_req rq;
 	struct http_resp rs;
 	struct list_ent *ents = NULL;
 	size_t n = 0, i;
-	char *token = NULL, *next = NULL, *query = NULL, *url = NULL;
+	char *token = NULL, *next = NULL, *query = NULL, *seen = NULL;
 	char *name = NULL, page[16];
-	int rc, truncated, pages = 0;
+	int rc, truncated, pages = 0, seen_at = 0;
 
 	memset(&bt, 0, sizeof(bt));
 	memset(&rs, 0, sizeof(rs));
@@ -1115,23 +1074,14 @@ static int s3_list(struct store *st, const char *url_prefix,
 		}
 		if (q_add(&query, "prefix", t.key))
 			goto nomem;
-		free(url);
-		if (asprintf(&url, "%s?%s", bt.url, query) < 0) {
-			url = NULL;
-			goto nomem;
-		}
-		sign_init(&sg, s3, &bt, "GET", "UNSIGNED-PAYLOAD");
-		sg.canon_query = query;
 		http_req_init(&rq);
 		rq.ctr = STORE_CTR_LIST;
-		rq.url = url;
 		rq.what = t.what;
 		rq.sink = HTTP_SINK_MEM;
 		rq.max_bytes = S3_LIST_PAGE_MAX;
-		rq.prepare = s3_prepare;
-		rq.prepare_ctx = &sg;
 		http_resp_free(&rs);
-		rc = s3_exec(st, s3, &rq, &sg, &rs, err, errlen);
+		rc = s3_target_exec(st, s3, &bt, query, &rq,
+				    "UNSIGNED-PAYLOAD", &rs, err, errlen);
 		if (rc)
 			goto out;
 		pages++;
@@ -1164,11 +1114,28 @@ static int s3_list(struct store *st, const char *url_prefix,
 			goto out;
 		if (!truncated)
 			break;
-		if (!next || !*next || (token && strcmp(next, token) == 0)) {
+		if (!next || !*next || strlen(next) > S3_LIST_TOKEN_MAX ||
+		    (token && strcmp(next, token) == 0) ||
+		    (seen && strcmp(next, seen) == 0)) {
 			rc = sf_errf(err, errlen, SF_EHTTP,
-				     "LIST %s: truncated page without a new "
-				     "continuation token", t.what);
+				     "LIST %s: truncated page %d without a new "
+				     "continuation token", t.what, pages);
 			goto out;
+		}
+		if (pages >= st->conf.list_max_pages) {
+			rc = sf_errf(err, errlen, SF_ETOOBIG,
+				     "LIST %s: still truncated after %d pages; "
+				     "giving up", t.what, pages);
+			goto out;
+		}
+		/* Brent: remember the token at pages 1, 2, 4, 8, ...; any
+		 * cycle of tokens comes back to a remembered one. */
+		if (pages == seen_at * 2 || !seen) {
+			free(seen);
+			seen = strdup(next);
+			if (!seen)
+				goto nomem;
+			seen_at = pages;
 		}
 		free(token);
 		token = next;
@@ -1184,8 +1151,8 @@ out:
 	http_resp_free(&rs);
 	free(token);
 	free(next);
+	free(seen);
 	free(query);
-	free(url);
 	free(name);
 	target_free(&bt);
 	target_free(&t);
@@ -1209,31 +1176,6 @@ out:
  */
 #define S3_MPU_MAX_PARTS 10000
 #define S3_MPU_RESP_MAX (1u << 20)
-
-/* One signed request to the object of t with a query string. */
-static int s3_query_exec(struct store *st, struct s3_ctx *s3,
-			 struct s3_target *t, const char *query,
-			 struct http_req *rq, const char *payload_hash,
-			 struct http_resp *rs, char *err, size_t errlen)
-{
-	struct s3_sign sg;
-	char *u = NULL;
-	int rc;
-
-	memset(rs, 0, sizeof(*rs));
-	if (asprintf(&u, "%s?%s", t->url, query) < 0)
-		return sf_errf(err, errlen, SF_ENOMEM, "out of memory");
-	sign_init(&sg, s3, t, rq->method, payload_hash);
-	sg.canon_query = query;
-	rq->url = u;
-	rq->what = t->what;
-	rq->prepare = s3_prepare;
-	rq->prepare_ctx = &sg;
-	rc = s3_exec(st, s3, rq, &sg, rs, err, errlen);
-	rq->url = NULL;
-	free(u);
-	return rc;
-}
 
 /* "uploadId=<id>" (with an optional leading partNumber), encoded. */
 static char *mpu_query(const char *upload_id, int part)
@@ -1284,7 +1226,7 @@ static int mpu_create(struct store *st, struct s3_ctx *s3,
 	rq.body = "";
 	rq.sink = HTTP_SINK_MEM;
 	rq.max_bytes = S3_MPU_RESP_MAX;
-	rc = s3_query_exec(st, s3, t, "uploads=", &rq, hash, &rs, err,
+	rc = s3_target_exec(st, s3, t, "uploads=", &rq, hash, &rs, err,
 			   errlen);
 	if (rc == 0) {
 		*upload_id = xml_find(&rs, "UploadId");
@@ -1331,7 +1273,7 @@ static int mpu_part(struct store *st, struct s3_ctx *s3, struct s3_target *t,
 		rq.body_fd_len = len;
 	}
 	rq.streaming = 1;
-	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
+	rc = s3_target_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
 	if (rc == 0) {
 		if (!rs.etag[0] || strpbrk(rs.etag, "<>&"))
 			rc = sf_errf(err, errlen, SF_EHTTP, "PUT %s: part %d "
@@ -1380,7 +1322,7 @@ static int mpu_complete(struct store *st, struct s3_ctx *s3,
 	rq.body_len = bl;
 	rq.sink = HTTP_SINK_MEM;
 	rq.max_bytes = S3_MPU_RESP_MAX;
-	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
+	rc = s3_target_exec(st, s3, t, q, &rq, hash, &rs, err, errlen);
 	if (rc)
 		goto out;
 	p = rs.data ? strstr((const char *)rs.data, "<Error>") : NULL;
@@ -1426,7 +1368,7 @@ static void mpu_abort(struct store *st, struct s3_ctx *s3,
 	http_req_init(&rq);
 	rq.method = "DELETE";
 	rq.ctr = STORE_CTR_PUT;
-	rc = s3_query_exec(st, s3, t, q, &rq, hash, &rs, msg, sizeof(msg));
+	rc = s3_target_exec(st, s3, t, q, &rq, hash, &rs, msg, sizeof(msg));
 	if (rc)
 		sf_log(SF_LOG_WARN, "aborting the upload of %s failed: %s",
 		       t->what, msg);

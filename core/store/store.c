@@ -293,6 +293,10 @@ int store_open(struct store **out, const char *prefix_url,
 	c->backoff_base_ms = env_long("SF_STORE_BACKOFF_BASE_MS", 100);
 	c->backoff_cap_ms = env_long("SF_STORE_BACKOFF_CAP_MS", 5000);
 	c->list_page_size = (int)env_long("SF_STORE_LIST_PAGE_SIZE", 0);
+	c->list_max_pages = env_long("SF_STORE_LIST_MAX_PAGES",
+				     STORE_LIST_MAX_PAGES);
+	if (c->list_max_pages <= 0)
+		c->list_max_pages = STORE_LIST_MAX_PAGES;
 	c->hedge_floor_ms = env_long("SF_STORE_HEDGE_FLOOR_MS", 20);
 	c->hedge_cold_ms = env_long("SF_STORE_HEDGE_COLD_MS", 250);
 	c->hedge_factor = 3;
@@ -334,6 +338,11 @@ void store_set_list_page_size(struct store *st, int n)
 	if (n > 1000)
 		n = 1000;
 	st->conf.list_page_size = n;
+}
+
+void store_set_list_max_pages(struct store *st, long n)
+{
+	st->conf.list_max_pages = n > 0 ? n : STORE_LIST_MAX_PAGES;
 }
 
 void store_set_backoff(struct store *st, long base_ms, long cap_ms)

@@ -143,6 +143,15 @@ char *store_url_normalize(const char *prefix);
  * The environment variable SF_STORE_LIST_PAGE_SIZE sets it at open. */
 void store_set_list_page_size(struct store *st, int n);
 
+/* Caps the pages one S3 LIST may walk (n <= 0 restores the default of
+ * 100000, i.e. up to 10^8 keys at 1000 a page; also
+ * SF_STORE_LIST_MAX_PAGES at open). A listing that would need more
+ * fails with SF_ETOOBIG, so a server that keeps sending truncated pages
+ * cannot keep store_list() busy forever. A continuation token that
+ * comes back (after any number of pages) fails with SF_EHTTP. Call
+ * right after store_open(). */
+void store_set_list_max_pages(struct store *st, long n);
+
 /* Sets the retry backoff: the first ceiling and the largest ceiling of the
  * full-jitter exponential backoff, in ms (defaults 100 and 5000; also
  * SF_STORE_BACKOFF_BASE_MS / SF_STORE_BACKOFF_CAP_MS at open). Not

@@ -47,6 +47,7 @@ struct store_conf {
 	long backoff_base_ms; /* first backoff ceiling; default 100 */
 	long backoff_cap_ms;  /* largest backoff ceiling; default 5000 */
 	int list_page_size;   /* max-keys for S3 LIST; 0 = server default */
+	long list_max_pages;  /* S3 LIST pages before SF_ETOOBIG; 100000 */
 	long hedge_floor_ms;  /* smallest hedge delay; default 20 */
 	long hedge_cold_ms;   /* hedge delay before enough samples; 250 */
 	int hedge_factor;     /* delay = factor x recent p90; default 3 */
@@ -54,6 +55,7 @@ struct store_conf {
 	uint64_t mpu_part_size; /* part size of multipart uploads; 16 MiB */
 };
 
+#define STORE_LIST_MAX_PAGES 100000L /* default cap of S3 LIST pages */
 #define STORE_LAT_RING 64      /* latency samples kept */
 #define STORE_LAT_MIN 8        /* samples needed before the p90 is used */
 #define STORE_HEDGE_COST 20    /* tokens per hedge: at most ~5% hedged */
