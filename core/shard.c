@@ -268,7 +268,9 @@ static int download(const struct shard_spec *sp, const char *path,
 		goto out;
 	}
 	memset(&info, 0, sizeof(info));
-	ret = store_get_to_fd(sp->store, url, fd, NULL, &info, err, errlen);
+	/* The manifest says how big shard.db is: never accept more. */
+	ret = store_get_to_fd(sp->store, url, fd, sp->db_bytes, NULL, &info,
+			      err, errlen);
 	if (ret) {
 		sf_err_prefix(err, errlen, "shard db=%05u (%s)", sp->db_id,
 			      sp->db_url);

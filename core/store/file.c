@@ -247,8 +247,8 @@ static int copy_fd(int in, int out, uint64_t *copied)
 }
 
 static int file_get_to_fd(struct store *st, const char *url, int fd,
-			  const char *if_match, struct store_info *info,
-			  char *err, size_t errlen)
+			  uint64_t max_bytes, const char *if_match,
+			  struct store_info *info, char *err, size_t errlen)
 {
 	struct stat sb;
 	uint64_t n = 0;
@@ -258,6 +258,12 @@ static int file_get_to_fd(struct store *st, const char *url, int fd,
 	rc = open_object(url, if_match, &in, &sb, err, errlen);
 	if (rc)
 		goto out;
+	if (max_bytes && (uint64_t)sb.st_size > max_bytes) {
+		rc = sf_errf(err, errlen, SF_ETOOBIG,
+			     "%s is %" PRIu64 " bytes, more than the %" PRIu64
+			     " allowed", url, (uint64_t)sb.st_size, max_bytes);
+		goto out;
+	}
 	rc = copy_fd(in, fd, &n);
 	store_count(st, STORE_CTR_BYTES_IN, n);
 	if (rc) {

@@ -508,7 +508,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		return n;
 	}
 	case HTTP_SINK_FD: {
-		int e = write_all(rq->fd, data, n);
+		int e;
+		if (rq->max_bytes && rs->fd_bytes + n > rq->max_bytes) {
+			x->too_big = 1;
+			return 0;
+		}
+		e = write_all(rq->fd, data, n);
 		if (e) {
 			x->write_errno = e;
 			return 0;
@@ -1213,7 +1218,7 @@ int http_op_get_range(struct store *st, const char *url, uint64_t off,
 }
 
 int http_op_get_to_fd(struct store *st, const char *url, int fd,
-		      const char *if_match, struct store_info *info,
+		      uint64_t max_bytes, const char *if_match, struct store_info *info,
 		      http_exec_fn ex, char *err, size_t errlen)
 {
 	struct http_req rq;
@@ -1224,6 +1229,7 @@ int http_op_get_to_fd(struct store *st, const char *url, int fd,
 	rq.if_match = if_match;
 	rq.sink = HTTP_SINK_FD;
 	rq.fd = fd;
+	rq.max_bytes = (size_t)max_bytes; /* 0: no cap for the fd sink */
 	rq.streaming = 1;
 	rc = ex(st, url, &rq, &rs, err, errlen);
 	if (rc == 0)
@@ -1285,11 +1291,12 @@ static int h_get_range(struct store *st, const char *url, uint64_t off,
 }
 
 static int h_get_to_fd(struct store *st, const char *url, int fd,
+		       uint64_t max_bytes,
 		       const char *if_match, struct store_info *info,
 		       char *err, size_t errlen)
 {
-	return http_op_get_to_fd(st, url, fd, if_match, info, h_exec, err,
-				 errlen);
+	return http_op_get_to_fd(st, url, fd, max_bytes, if_match, info,
+				 h_exec, err, errlen);
 }
 
 static int h_head(struct store *st, const char *url, struct store_info *info,

@@ -110,6 +110,7 @@ int http_op_get_range(struct store *st, const char *url, uint64_t off,
 		      uint8_t *dst, size_t *got, struct store_info *info,
 		      http_exec_fn ex, char *err, size_t errlen);
 int http_op_get_to_fd(struct store *st, const char *url, int fd,
+		      uint64_t max_bytes,
 		      const char *if_match, struct store_info *info,
 		      http_exec_fn ex, char *err, size_t errlen);
 int http_op_head(struct store *st, const char *url, struct store_info *info,

@@ -630,11 +630,12 @@ static int s3_get_range(struct store *st, const char *url, uint64_t off,
 }
 
 static int s3_get_to_fd(struct store *st, const char *url, int fd,
+			uint64_t max_bytes,
 			const char *if_match, struct store_info *info,
 			char *err, size_t errlen)
 {
-	return http_op_get_to_fd(st, url, fd, if_match, info, s3_read_exec,
-				 err, errlen);
+	return http_op_get_to_fd(st, url, fd, max_bytes, if_match, info,
+				 s3_read_exec, err, errlen);
 }
 
 static int s3_head(struct store *st, const char *url, struct store_info *info,

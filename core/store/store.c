@@ -522,8 +522,8 @@ int store_get_range(struct store *st, const char *url, uint64_t off,
 }
 
 int store_get_to_fd(struct store *st, const char *url, int fd,
-		    const char *if_match, struct store_info *info, char *err,
-		    size_t errlen)
+		    uint64_t max_bytes, const char *if_match,
+		    struct store_info *info, char *err, size_t errlen)
 {
 	const struct store_ops *o = ops_for(url);
 
@@ -531,8 +531,8 @@ int store_get_to_fd(struct store *st, const char *url, int fd,
 		memset(info, 0, sizeof(*info));
 	if (!o)
 		return bad_url(st, url, err, errlen);
-	return done(st, o->get_to_fd(st, url, fd, if_match, info, err,
-				     errlen));
+	return done(st, o->get_to_fd(st, url, fd, max_bytes, if_match, info,
+				     err, errlen));
 }
 
 int store_head(struct store *st, const char *url, struct store_info *info,

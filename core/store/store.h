@@ -92,10 +92,12 @@ int store_get_range(struct store *st, const char *url, uint64_t off,
 		    char *err, size_t errlen);
 
 /* Whole GET streamed into the open file descriptor fd (from its current
- * offset). For large objects (download mode). if_match optional. */
+ * offset). For large objects (download mode). if_match optional. A body
+ * longer than max_bytes (0 = no cap) stops the transfer with SF_ETOOBIG,
+ * so a hostile server cannot fill the disk. */
 int store_get_to_fd(struct store *st, const char *url, int fd,
-		    const char *if_match, struct store_info *info, char *err,
-		    size_t errlen);
+		    uint64_t max_bytes, const char *if_match,
+		    struct store_info *info, char *err, size_t errlen);
 
 int store_head(struct store *st, const char *url, struct store_info *info,
 	       char *err, size_t errlen);

@@ -108,8 +108,8 @@ struct store_ops {
 			 uint8_t *dst, size_t *got, struct store_info *info,
 			 char *err, size_t errlen);
 	int (*get_to_fd)(struct store *st, const char *url, int fd,
-			 const char *if_match, struct store_info *info,
-			 char *err, size_t errlen);
+			 uint64_t max_bytes, const char *if_match,
+			 struct store_info *info, char *err, size_t errlen);
 	int (*head)(struct store *st, const char *url, struct store_info *info,
 		    char *err, size_t errlen);
 	int (*list)(struct store *st, const char *url_prefix,

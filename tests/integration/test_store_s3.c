@@ -346,7 +346,7 @@ Test(store_s3, put_file_and_get_to_fd_roundtrip)
 	cr_expect_eq(pi.size, n);
 	fd = open(dst, O_CREAT | O_RDWR | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(store_get_to_fd(st, u, fd, pi.etag, &gi, err,
+	cr_assert_eq(store_get_to_fd(st, u, fd, 0, pi.etag, &gi, err,
 				     sizeof(err)), 0, "%s", err);
 	close(fd);
 	cr_expect_eq(gi.size, n);

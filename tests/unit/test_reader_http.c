@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "httpd_fault.h"
@@ -185,58 +184,39 @@ Test(reader_http, a_server_ignoring_range_still_gives_exact_values)
 
 Test(reader_http, processes_sharing_a_download_cache_fetch_each_shard_once)
 {
-	char *prefix, *cache = sft_tmpdir(), cmd[4400];
+	char *prefix, *cache = sft_tmpdir(), *cmd = NULL, *out = NULL;
 	struct httpd_fault *h = serve("utf8", &prefix);
-	pid_t kids[4];
+	char keys[2048] = "";
 
-	/* Slow answers widen the window in which the processes race. */
+	/* Keys spread over every shard. */
+	for (int i = 0; i < 64; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), " item-%05d", i * 31);
+		strcat(keys, k);
+	}
+	/* Slow answers widen the window in which the processes race. Real
+	 * processes (exec'd CLIs), not forks of this threaded test. */
 	httpd_fault_set_latency(h, 30);
-	for (int i = 0; i < 4; i++) {
-		kids[i] = fork();
-		cr_assert(kids[i] >= 0);
-		if (kids[i] == 0) {
-			struct sf_options opt;
-			struct sf_reader *r = NULL;
-			sf_options_init(&opt);
-			opt.access_mode = SF_ACCESS_DOWNLOAD;
-			opt.cache_dir = cache;
-			opt.log_level = SF_LOG_ERROR;
-			if (sf_reader_open(&r, prefix, &opt, NULL, 0) != 0)
-				_exit(3);
-			int bad = 0;
-			size_t n;
-			struct sft_answer *a = sft_answers("utf8", &n);
-			for (size_t j = 0; j < n; j++) {
-				struct sf_key k = sf_key_text((const char *)a[j].key, a[j].klen);
-				void *v = NULL;
-				size_t len;
-				char hex[65];
-				if (sf_get(r, &k, &v, &len, NULL, 0) != 0) {
-					bad++;
-					continue;
-				}
-				sft_sha256_hex(v, len, hex);
-				bad += strcmp(hex, a[j].sha256) != 0;
-				sf_free(v);
-			}
-			sft_answers_free(a, n);
-			sf_reader_close(r);
-			_exit(bad ? 4 : 0);
-		}
-	}
-	for (int i = 0; i < 4; i++) {
-		int st;
-		cr_assert_eq(waitpid(kids[i], &st, 0), kids[i]);
-		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: status %d", i, st);
-	}
+	cr_assert(asprintf(&cmd,
+			   "pids=; for i in 1 2 3 4; do '%s' get --access-mode download "
+			   "--cache-dir '%s' --strict '%s'%s > /dev/null & pids=\"$pids $!\"; done; "
+			   "fail=0; for p in $pids; do wait $p || fail=1; done; echo $fail",
+			   sft_cli(), cache, prefix, keys) > 0);
+	int rc = sft_run(cmd, &out, NULL, NULL);
+	cr_assert_eq(rc, 0);
+	cr_assert_str_eq(out, "0\n", "a CLI process failed");
 	/* 4 x (_CURRENT + manifest) + each of the 4 shards exactly once. */
 	cr_assert_eq(httpd_fault_requests(h), 12, "requests: %u", httpd_fault_requests(h));
-	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | grep -c '\\.db$') -eq 4 && ! ls '%s' | grep -q tmp", cache, cache);
+	free(cmd);
+	cr_assert(asprintf(&cmd, "test $(ls '%s' | grep -c '\\.db$') -eq 4 && ! ls '%s' | grep -q tmp",
+			   cache, cache) > 0);
 	cr_assert_eq(system(cmd), 0, "cache contents");
 	httpd_fault_stop(h);
 	sft_rmrf(cache);
 	free(cache);
 	free(prefix);
+	free(cmd);
+	free(out);
 }
 
 Test(reader_http, a_hostile_manifest_cannot_point_the_reader_elsewhere)
@@ -270,5 +250,44 @@ Test(reader_http, a_hostile_manifest_cannot_point_the_reader_elsewhere)
 	httpd_fault_stop(h);
 	sft_rmrf(dir);
 	free(dir);
+	free(src);
+}
+
+Test(reader_http, a_download_larger_than_the_manifest_says_is_cut_off)
+{
+	char *dir = sft_tmpdir(), *src = sft_data("shardyfusion/u64/snapshot");
+	char *cache = sft_tmpdir();
+	char cmd[8192], err[1024] = "";
+	struct httpd_fault *h = NULL;
+	struct sf_reader *r = NULL;
+	struct sf_options opt;
+
+	/* The manifest claims every shard is 4 KiB: the server sends more. */
+	snprintf(cmd, sizeof(cmd),
+		 "cp -r '%s/.' '%s/' && chmod -R u+w '%s' && "
+		 "sqlite3 \"$(ls -d '%s'/manifests/*/manifest)\" "
+		 "\"UPDATE shards SET db_bytes=4096\"",
+		 src, dir, dir, dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(httpd_fault_start(&h, dir), 0);
+	sf_options_init(&opt);
+	opt.access_mode = SF_ACCESS_DOWNLOAD;
+	opt.cache_dir = cache;
+	cr_assert_eq(sf_reader_open(&r, httpd_fault_url(h), &opt, err, sizeof(err)), 0, "%s", err);
+	struct sf_key k = sf_key_uint(256);
+	void *v = NULL;
+	size_t len;
+	int rc = sf_get(r, &k, &v, &len, err, sizeof(err));
+	cr_assert_eq(rc, SF_ETOOBIG, "%d %s", rc, err);
+	cr_assert(strstr(err, "db=0000") != NULL, "%s", err);
+	/* Nothing but the lock file is left in the cache. */
+	snprintf(cmd, sizeof(cmd), "! ls '%s' | grep -v '\\.lock$' | grep -q .", cache);
+	cr_assert_eq(system(cmd), 0, "a partial download was left in the cache");
+	sf_reader_close(r);
+	httpd_fault_stop(h);
+	sft_rmrf(dir);
+	sft_rmrf(cache);
+	free(dir);
+	free(cache);
 	free(src);
 }

@@ -297,10 +297,10 @@ Test(store_file, get_to_fd_streams_whole_object)
 	fd = open(tpath, O_CREAT | O_RDWR | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "HDR", 3), 3);
-	cr_expect_eq(store_get_to_fd(st, u, fd, pi.etag, &info, err,
+	cr_expect_eq(store_get_to_fd(st, u, fd, 0, pi.etag, &info, err,
 				     sizeof(err)), 0, "%s", err);
 	cr_expect_eq(info.size, 14);
-	cr_expect_eq(store_get_to_fd(st, u, fd, "\"bogus\"", NULL, err,
+	cr_expect_eq(store_get_to_fd(st, u, fd, 0, "\"bogus\"", NULL, err,
 				     sizeof(err)), SF_EHTTP_412);
 	close(fd);
 	back = sft_read_file(tpath, &n);

@@ -275,7 +275,7 @@ Test(store_retry, get_to_fd_restarts_cleanly_after_a_failure)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "HDR", 3), 3);
 	httpd_fault_fail_next(srv, 1, 503, -1);
-	cr_assert_eq(store_get_to_fd(st, u, fd, NULL, NULL, err, sizeof(err)),
+	cr_assert_eq(store_get_to_fd(st, u, fd, 0, NULL, NULL, err, sizeof(err)),
 		     0, "%s", err);
 	close(fd);
 	back = sft_read_file(p, &n);
