@@ -1300,6 +1300,9 @@ void sf_reader_stats(struct sf_reader *r, struct sf_stats *o)
 	o->list_requests = ss.list_requests;
 	o->put_requests = ss.put_requests;
 	o->bytes_downloaded = ss.bytes_in;
+	o->bytes_get = ss.bytes_get;
+	o->bytes_range = ss.bytes_range;
+	o->bytes_other = ss.bytes_other;
 	o->retries = ss.retries;
 	o->hedged_requests = ss.hedged;
 	o->cache_hits = vs.cache_hits;

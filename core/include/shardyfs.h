@@ -475,7 +475,9 @@ struct sf_stats {
 	uint64_t lookups, found, notfound, errors;
 	uint64_t get_requests, range_requests, head_requests, list_requests,
 		put_requests;
-	uint64_t bytes_downloaded;
+	uint64_t bytes_downloaded;    /* all body bytes received, of which: */
+	uint64_t bytes_get, bytes_range, bytes_other; /* whole GETs, ranged
+					 GETs, LIST/HEAD answers */
 	uint64_t retries, hedged_requests;
 	uint64_t cache_hits, cache_misses, cache_bytes, cache_budget;
 	uint64_t sidecar_hits, prefetch_hits, prefetch_wasted;

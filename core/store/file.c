@@ -175,7 +175,7 @@ static int file_get(struct store *st, const char *url, size_t max_bytes,
 		goto out;
 	}
 	buf[got] = '\0';
-	store_count(st, STORE_CTR_BYTES_IN, got);
+	store_count_bytes_in(st, STORE_CTR_GET, got);
 	info_of(&sb, info);
 	*data = buf;
 	*len = got;
@@ -211,7 +211,7 @@ static int file_get_range(struct store *st, const char *url, uint64_t off,
 			     strerror(-rc));
 		goto out;
 	}
-	store_count(st, STORE_CTR_BYTES_IN, *got);
+	store_count_bytes_in(st, STORE_CTR_RANGE, *got);
 	info_of(&sb, info);
 out:
 	if (fd >= 0)
@@ -265,7 +265,7 @@ static int file_get_to_fd(struct store *st, const char *url, int fd,
 		goto out;
 	}
 	rc = copy_fd(in, fd, &n);
-	store_count(st, STORE_CTR_BYTES_IN, n);
+	store_count_bytes_in(st, STORE_CTR_GET, n);
 	if (rc) {
 		rc = sf_errf(err, errlen, SF_EIO, "copy %s: %s", url,
 			     strerror(-rc));

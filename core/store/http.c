@@ -461,7 +461,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		return n;
 	}
 	x->body_in += n;
-	store_count(x->st, STORE_CTR_BYTES_IN, n);
+	store_count_bytes_in(x->st, rq->ctr, n);
 	switch (rq->sink) {
 	case HTTP_SINK_NONE:
 		return n;

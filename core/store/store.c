@@ -602,6 +602,15 @@ int store_create_bucket(struct store *st, const char *bucket, char *err,
 	return done(st, s3_ops.create_bucket(st, bucket, err, errlen));
 }
 
+void store_count_bytes_in(struct store *st, enum store_ctr ctr, uint64_t n)
+{
+	store_count(st, STORE_CTR_BYTES_IN, n);
+	store_count(st, ctr == STORE_CTR_GET     ? STORE_CTR_BYTES_GET
+			: ctr == STORE_CTR_RANGE ? STORE_CTR_BYTES_RANGE
+						 : STORE_CTR_BYTES_OTHER,
+		    n);
+}
+
 void store_stats(struct store *st, struct store_stats *out)
 {
 	uint64_t v[STORE_NCTR];
@@ -619,4 +628,7 @@ void store_stats(struct store *st, struct store_stats *out)
 	out->retries = v[STORE_CTR_RETRIES];
 	out->hedged = v[STORE_CTR_HEDGED];
 	out->failures = v[STORE_CTR_FAILURES];
+	out->bytes_get = v[STORE_CTR_BYTES_GET];
+	out->bytes_range = v[STORE_CTR_BYTES_RANGE];
+	out->bytes_other = v[STORE_CTR_BYTES_OTHER];
 }

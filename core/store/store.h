@@ -54,6 +54,9 @@ struct store_stats {
 	uint64_t retries;
 	uint64_t hedged;         /* ranged GETs re-sent because they were slow */
 	uint64_t failures;       /* requests that ended in an error */
+	uint64_t bytes_get;      /* bytes_in of whole GETs */
+	uint64_t bytes_range;    /* bytes_in of ranged GETs */
+	uint64_t bytes_other;    /* bytes_in of LIST, HEAD, PUT answers */
 };
 
 /* Per-request knobs for ranged reads (issue "range VFS" point 6). */

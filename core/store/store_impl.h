@@ -72,8 +72,17 @@ enum store_ctr {
 	STORE_CTR_RETRIES,
 	STORE_CTR_HEDGED,
 	STORE_CTR_FAILURES,
+	/* body bytes received, by request kind (sum = STORE_CTR_BYTES_IN) */
+	STORE_CTR_BYTES_GET,
+	STORE_CTR_BYTES_RANGE,
+	STORE_CTR_BYTES_OTHER,
 	STORE_NCTR
 };
+
+/* Counts n body bytes received by a request of kind `ctr` (a request
+ * counter: STORE_CTR_GET, STORE_CTR_RANGE, ...), in the total and in the
+ * per-kind counter. */
+void store_count_bytes_in(struct store *st, enum store_ctr ctr, uint64_t n);
 
 struct http_pool;
 struct s3_ctx;

@@ -89,7 +89,11 @@ Test(reader_http, every_key_reads_back_over_http_in_range_and_download_mode)
 		struct sf_stats st;
 		sf_reader_stats(r, &st);
 		if (mode == SF_ACCESS_RANGE)
-			cr_assert(st.range_requests > 0);
+			cr_assert(st.range_requests > 0 && st.bytes_range > 0);
+		else
+			cr_assert(st.bytes_get > 0 && st.bytes_range == 0);
+		cr_assert_eq(st.bytes_get + st.bytes_range + st.bytes_other,
+			     st.bytes_downloaded, "bytes by kind add up");
 		cr_assert_eq(st.head_requests, 0, "no HEAD on the read path");
 		sf_reader_close(r);
 		sft_rmrf(cache);
