@@ -239,6 +239,9 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	N(head_requests);
 	N(list_requests);
 	N(bytes_downloaded);
+	N(bytes_get);
+	N(bytes_range);
+	N(bytes_other);
 	N(retries);
 	N(hedged_requests);
 	N(cache_hits);

@@ -1021,6 +1021,12 @@ Test(mount, answers_snapshot_health_stats_and_root_xattrs)
 	s2 = read_json("stats");    /* a new rendering each time */
 	cr_assert_gt(json_integer_value(json_object_get(s2, "lookups")),
 		     json_integer_value(json_object_get(s, "lookups")));
+	/* bytes by request kind add up to the total */
+	cr_assert_eq(json_integer_value(json_object_get(s2, "bytes_get")) +
+			     json_integer_value(json_object_get(s2, "bytes_range")) +
+			     json_integer_value(json_object_get(s2, "bytes_other")),
+		     json_integer_value(json_object_get(s2, "bytes_downloaded")));
+	cr_assert_not_null(json_object_get(s2, "bytes_range"));
 	xn = getxattr(M.dir, "user.shardyfs.pid", buf, sizeof(buf) - 1);
 	cr_assert_gt(xn, 0);
 	buf[xn] = 0;
