@@ -458,11 +458,6 @@ void shard_close(struct shard *sh)
 	free(sh);
 }
 
-int shard_is_local(const struct shard *sh)
-{
-	return sh->vdb == NULL;
-}
-
 int shard_was_downloaded(const struct shard *sh)
 {
 	return sh->downloaded;

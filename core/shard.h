@@ -57,9 +57,7 @@ int shard_iter_next(struct shard_iter *it, const uint8_t **k, size_t *klen,
 		    uint64_t *vlen, char *err, size_t errlen);
 void shard_iter_close(struct shard_iter *it);
 
-/* Is this shard a local file (download cache or file:// in place: 1) or
- * read through the VFS (0)? Did opening it download shard.db? */
-int shard_is_local(const struct shard *sh);
+/* Did opening this shard download shard.db (into the cache)? */
 int shard_was_downloaded(const struct shard *sh);
 
 #endif

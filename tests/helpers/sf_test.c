@@ -200,6 +200,31 @@ char *sft_s3_cli_env(const struct sft_s3 *s3)
 	return p;
 }
 
+char *sft_shq(const char *s)
+{
+	size_t n = 3;
+	char *o, *w;
+
+	for (const char *p = s; *p; p++)
+		n += *p == '\'' ? 4 : 1;
+	o = malloc(n);
+	if (!o)
+		cr_assert_fail("out of memory");
+	w = o;
+	*w++ = '\'';
+	for (const char *p = s; *p; p++) {
+		if (*p == '\'') {
+			memcpy(w, "'\\''", 4);
+			w += 4;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w++ = '\'';
+	*w = 0;
+	return o;
+}
+
 const char *sft_cli(void)
 {
 	const char *p = getenv("SF_TEST_CLI");

@@ -46,6 +46,9 @@ int sft_upload_dir(const struct sft_s3 *s3, const char *local_dir,
 /* Environment assignments for the CLI: "AWS_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=..." (malloc'd) */
 char *sft_s3_cli_env(const struct sft_s3 *s3);
 
+/* s as one single-quoted shell word (malloc'd). */
+char *sft_shq(const char *s);
+
 /* Path of the shardyfs CLI binary. */
 const char *sft_cli(void);
 /* Runs `sh -c cmd`; captures stdout into *out (malloc'd, NUL-terminated,

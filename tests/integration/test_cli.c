@@ -26,27 +26,6 @@ TestSuite(cli, .timeout = 600);
 
 /* ---- helpers ---------------------------------------------------- */
 
-/* A single-quoted shell word (malloc'd). */
-static char *shq(const char *s)
-{
-	size_t n = 2;
-	for (const char *p = s; *p; p++)
-		n += *p == '\'' ? 4 : 1;
-	char *o = malloc(n + 1), *w = o;
-	*w++ = '\'';
-	for (const char *p = s; *p; p++) {
-		if (*p == '\'') {
-			memcpy(w, "'\\''", 4);
-			w += 4;
-		} else {
-			*w++ = *p;
-		}
-	}
-	*w++ = '\'';
-	*w = 0;
-	return o;
-}
-
 static char *hex(const void *p, size_t n)
 {
 	const uint8_t *s = p;
@@ -360,7 +339,7 @@ static void roundtrip(const struct place *pl, enum sf_key_encoding enc,
 	for (size_t i = 0; i < n && i < 12; i++) {
 		if (!a[i].user)
 			continue;
-		char *q = shq(a[i].user);
+		char *q = sft_shq(a[i].user);
 		rc = cli(pl, &out, &outlen, &err, "get %s -- %s", prefix, q);
 		cr_assert_eq(rc, 0, "get %s: %s", a[i].user, err);
 		cr_assert_eq(outlen, a[i].vlen, "get %s: length", a[i].user);

@@ -95,26 +95,6 @@ static int cli(const struct fx *f, char **out, size_t *outlen, char **err,
 	return rc;
 }
 
-static char *shq(const char *s)
-{
-	size_t n = 2;
-	for (const char *p = s; *p; p++)
-		n += *p == '\'' ? 4 : 1;
-	char *o = malloc(n + 1), *w = o;
-	*w++ = '\'';
-	for (const char *p = s; *p; p++) {
-		if (*p == '\'') {
-			memcpy(w, "'\\''", 4);
-			w += 4;
-		} else {
-			*w++ = *p;
-		}
-	}
-	*w++ = '\'';
-	*w = 0;
-	return o;
-}
-
 static uint8_t *unhex(const char *s, size_t *n)
 {
 	size_t l = strlen(s);
@@ -192,7 +172,7 @@ static void read_all(const struct fx *f, const char *mode)
 			pick[2] = i;
 	for (int p = 0; p < 3; p++) {
 		const struct sft_answer *x = &a[pick[p]];
-		char *q = shq(x->user_key), *vf = NULL;
+		char *q = sft_shq(x->user_key), *vf = NULL;
 		cr_assert(asprintf(&vf, "%s/value", f->dir) > 0);
 		rc = cli(f, NULL, NULL, &err,
 			 "get %s %s --access-mode %s --cache-dir %s/cache-%s "
@@ -214,7 +194,7 @@ static void read_all(const struct fx *f, const char *mode)
 	}
 
 	/* An absent key with --strict: exit 1 and "not found". */
-	char *q = shq(json_string_value(json_array_get(absent, 0)));
+	char *q = sft_shq(json_string_value(json_array_get(absent, 0)));
 	rc = cli(f, &out, NULL, &err, "get --strict %s %s --access-mode %s -- %s",
 		 f->prefix, f->hex_keys ? "--key-hex" : "", mode, q);
 	cr_assert_eq(rc, 1, "%s: absent key: exit %d: %s", f->name, rc, err);
@@ -290,7 +270,7 @@ static void introspect(const struct fx *f)
 	/* route: the answer's key lands on a non-empty shard. */
 	size_t n;
 	struct sft_answer *a = sft_answers(f->name, &n);
-	char *q = shq(a[n / 2].user_key);
+	char *q = sft_shq(a[n / 2].user_key);
 	rc = cli(f, &out, NULL, &err, "route %s %s --json -- %s", f->prefix,
 		 f->hex_keys ? "--key-hex" : "", q);
 	cr_assert_eq(rc, 0, "%s: route: %s", f->name, err);
